@@ -1,0 +1,44 @@
+#!/bin/sh
+# Render the upstream config for one routing mode to stdout: render-mode.sh MODE
+# Nodes come from APP_NODES: "name=host:port ..." (compose passes fixed addresses, so nginx never has
+# to resolve a name that vanished with a killed container, and a restarted node comes back where it was).
+set -eu
+here=$(dirname "$(readlink -f "$0")")
+mode=${1:-}
+template="$here/modes/$mode.conf"
+if [ -z "$mode" ] || [ ! -f "$template" ]; then
+    modes=$(cd "$here/modes" && ls *.conf | sed 's/\.conf$//' | tr '\n' ' ')
+    echo "unknown routing mode '$mode': choose one of: $modes" >&2
+    exit 2
+fi
+: "${APP_NODES:?APP_NODES must list the nodes as name=host:port}"
+# nginx's default is max_fails=1 fail_timeout=10s; 5s lets a recovered node rejoin sooner.
+passive="max_fails=1 fail_timeout=5s"
+
+servers() {  # servers [primary]: every node, the others marked backup when a primary is named
+    for node in $APP_NODES; do
+        if [ -z "${1:-}" ] || [ "${node%%=*}" = "$1" ]; then
+            echo "    server ${node#*=} $passive;"
+        else
+            echo "    server ${node#*=} $passive backup;"
+        fi
+    done
+}
+
+echo "# rendered by render-mode.sh from modes/$mode.conf"
+echo "map \"\" \$lb_mode { default \"$mode\"; }"
+while IFS= read -r line; do
+    case "$line" in
+        *@servers@*) servers ;;
+        *@node_upstreams@*)
+            for node in $APP_NODES; do
+                name=${node%%=*}
+                printf 'upstream node_%s {\n    zone node_%s 64k;\n' "$name" "$name"
+                servers "$name"
+                printf '    keepalive 16;\n    keepalive_timeout 30s;\n}\n'
+            done ;;
+        *@route_map@*)
+            for node in $APP_NODES; do echo "    ${node%%=*} node_${node%%=*};"; done ;;
+        *) printf '%s\n' "$line" ;;
+    esac
+done < "$template"

@@ -1,0 +1,42 @@
+"""Session Lab's app node: one Flask app serving every session strategy under /api/<strategy>/."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import api, errors, health, strategies
+from .config import Settings
+
+MAX_BODY_BYTES = 16 * 1024  # the largest legitimate body is a short JSON object
+
+
+def create_app(settings: Settings | None = None, clock: Callable[[], float] = time.time) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config.update(
+        SETTINGS=settings,
+        NODE_NAME=settings.node_name,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+    )
+    app.json.sort_keys = False
+    # One hop: nginx. Trust its X-Forwarded-For/-Proto so logs and Secure cookies see the real client.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
+    app.extensions["session_lab.strategies"] = strategies.build_all(settings, clock=clock)
+
+    errors.init_app(app)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+
+    @app.after_request
+    def _served_by(response):
+        response.headers["X-Served-By"] = settings.node_name
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return app

@@ -1,0 +1,93 @@
+"""The one API shape every strategy shares: /api/<strategy>/login, /cart, /logout."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from .errors import ApiError
+from .strategies import Session, Strategy
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def strategies() -> dict[str, Strategy]:
+    return current_app.extensions["session_lab.strategies"]
+
+
+def _strategy(name: str) -> Strategy:
+    found = strategies().get(name)
+    if found is None:
+        raise ApiError(
+            f"unknown strategy {name!r}; choose one of {', '.join(strategies())}",
+            status=404,
+            code="unknown_strategy",
+        )
+    return found
+
+
+def _text_field(field: str, limit: int) -> str:
+    """A required JSON string field of printable characters, 1..limit long."""
+    if not request.is_json:
+        raise ApiError("send a JSON body with Content-Type: application/json", status=415, code="unsupported_media_type")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError("the request body is not valid JSON", code="malformed_json")
+    if not isinstance(body, dict):
+        raise ApiError("the JSON body must be an object", code="malformed_json")
+    if field not in body:
+        raise ApiError(f"missing field {field!r}", code="missing_field")
+    value = body[field]
+    if not isinstance(value, str):
+        raise ApiError(f"field {field!r} must be a string", code="invalid_field")
+    if not value or not value.isprintable() or value != value.strip():
+        raise ApiError(f"field {field!r} must be printable text without surrounding spaces", code="invalid_field")
+    if len(value) > limit:
+        raise ApiError(f"field {field!r} is longer than {limit} characters", status=413, code="field_too_long")
+    return value
+
+
+def _state(strategy: Strategy, session: Session, status: int = 200) -> Response:
+    body = {**session.as_dict(), "strategy": strategy.name, "node": current_app.config["NODE_NAME"]}
+    response = current_app.response_class(status=status, mimetype="application/json")
+    strategy.issue(session, body, response)  # may set a cookie or header, or add a token to the body
+    response.set_data(current_app.json.dumps(body))
+    return response
+
+
+@bp.get("/strategies")
+def list_strategies():
+    return jsonify(strategies=[s.describe() for s in strategies().values()])
+
+
+@bp.post("/<name>/login")
+def login(name: str):
+    strategy = _strategy(name)
+    user = _text_field("user", current_app.config["SETTINGS"].max_user_length)
+    # A login always starts a new session id; a session the client still carried is dropped first
+    # (no session fixation through a pre-login id).
+    strategy.end(request)
+    return _state(strategy, strategy.login(user))
+
+
+@bp.get("/<name>/cart")
+def read_cart(name: str):
+    strategy = _strategy(name)
+    return _state(strategy, strategy.current(request))
+
+
+@bp.post("/<name>/cart")
+def add_to_cart(name: str):
+    strategy = _strategy(name)
+    item = _text_field("item", current_app.config["SETTINGS"].max_item_length)
+    session = strategy.current(request)
+    return _state(strategy, strategy.add_item(session, item))
+
+
+@bp.post("/<name>/logout")
+def logout(name: str):
+    strategy = _strategy(name)
+    strategy.end(request)
+    response = jsonify(logged_out=True, strategy=strategy.name, node=current_app.config["NODE_NAME"])
+    strategy.revoke(response)
+    return response
+

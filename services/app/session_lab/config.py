@@ -1,0 +1,139 @@
+"""Settings from environment variables, checked once at start-up.
+
+Every variable is documented in `.env.example`. Secrets have no defaults here: `make env` generates
+dev-only values into `.env`, and the app refuses to start without them rather than run with a guess.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+# Values that mean "nobody set this": refused outside development.
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev", "password", "replace-me"}
+MIN_JWT_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key must be at least as long as the hash (256 bits)
+
+
+class ConfigError(ValueError):
+    """A setting is missing or unusable; the message names the variable."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _secret(env: Mapping[str, str], name: str, app_env: str) -> str:
+    value = env.get(name, "")
+    if not value:
+        raise ConfigError(f"{name} is not set (run `make env` to generate dev-only secrets into .env)")
+    if value.strip().lower() in PLACEHOLDER_SECRETS and app_env != "development":
+        raise ConfigError(f"{name} is a placeholder; set a real secret when APP_ENV={app_env}")
+    return value
+
+
+def decode_key(raw: str, name: str = "CLIENT_SESSION_KEY") -> bytes:
+    """A 256-bit key written as URL-safe base64 (what `make env` generates)."""
+    try:
+        key = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"{name} must be URL-safe base64") from None
+    if len(key) != 32:
+        raise ConfigError(f"{name} must decode to 32 bytes, got {len(key)}")
+    return key
+
+
+@dataclass(frozen=True)
+class Settings:
+    node_name: str
+    app_env: str
+    redis_host: str
+    redis_port: int
+    redis_password: str
+    redis_connect_timeout: float
+    redis_socket_timeout: float
+    idle_timeout: int
+    absolute_timeout: int
+    cookie_secure: bool
+    jwt_secret: str
+    jwt_issuer: str
+    jwt_audience: str
+    jwt_leeway: int
+    client_session_key: bytes
+    max_user_length: int
+    max_item_length: int
+    max_cart_items: int
+    memory_max_sessions: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        app_env = env.get("APP_ENV", "production").strip() or "production"
+        if app_env not in {"development", "production"}:
+            raise ConfigError(f"APP_ENV must be development or production, got {app_env!r}")
+        jwt_secret = _secret(env, "JWT_SECRET", app_env)
+        if len(jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ConfigError(
+                f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes, got {len(jwt_secret.encode())}"
+            )
+        idle = _int(env, "SESSION_IDLE_TIMEOUT", 1800, minimum=1)
+        absolute = _int(env, "SESSION_ABSOLUTE_TIMEOUT", 8 * 3600, minimum=1)
+        if absolute < idle:
+            raise ConfigError("SESSION_ABSOLUTE_TIMEOUT must not be shorter than SESSION_IDLE_TIMEOUT")
+        return cls(
+            node_name=env.get("NODE_NAME", "").strip() or os.uname().nodename,
+            app_env=app_env,
+            redis_host=env.get("REDIS_HOST", "redis"),
+            redis_port=_int(env, "REDIS_PORT", 6379, minimum=1),
+            redis_password=_secret(env, "REDIS_PASSWORD", app_env),
+            # A frozen Redis must not hold a gunicorn thread for long: fail fast, answer 503.
+            redis_connect_timeout=_float(env, "REDIS_CONNECT_TIMEOUT", 0.5),
+            redis_socket_timeout=_float(env, "REDIS_SOCKET_TIMEOUT", 1.0),
+            idle_timeout=idle,
+            absolute_timeout=absolute,
+            cookie_secure=_bool(env, "COOKIE_SECURE", False),
+            jwt_secret=jwt_secret,
+            jwt_issuer=env.get("JWT_ISSUER", "session-lab"),
+            jwt_audience=env.get("JWT_AUDIENCE", "session-lab-api"),
+            jwt_leeway=_int(env, "JWT_LEEWAY", 5),
+            client_session_key=decode_key(_secret(env, "CLIENT_SESSION_KEY", app_env)),
+            max_user_length=_int(env, "MAX_USER_LENGTH", 64, minimum=1),
+            max_item_length=_int(env, "MAX_ITEM_LENGTH", 64, minimum=1),
+            max_cart_items=_int(env, "MAX_CART_ITEMS", 50, minimum=1),
+            memory_max_sessions=_int(env, "MEMORY_MAX_SESSIONS", 100_000, minimum=1),
+        )

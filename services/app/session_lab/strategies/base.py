@@ -1,0 +1,124 @@
+"""The one interface every session strategy implements.
+
+A strategy answers four questions for the API: how a login starts a session, how a request finds its
+session (or fails with `Unauthorized`), how an item is added, and how the credential travels back to the
+client. Everything else (routes, validation, JSON shapes, headers) is shared and lives in `api.py`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+from flask import Request, Response
+
+from ..config import Settings
+
+
+@dataclass
+class Session:
+    user: str | None
+    items: list[str] = field(default_factory=list)
+    created_at: float = 0.0
+    sid: str = ""
+    version: int = 0  # bumped on every change, so a client can tell a rolled-back state
+
+    def as_dict(self) -> dict:
+        return {"user": self.user, "items": list(self.items), "version": self.version}
+
+
+class Strategy(ABC):
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    position: ClassVar[int] = 100  # display order in listings
+    keeps_state: ClassVar[bool] = True  # False only for the `none` baseline
+    needs_sticky: ClassVar[bool] = False  # True when the session lives inside one node
+    credential: ClassVar[str]  # how the client carries the session, for docs and the API listing
+    dependencies: ClassVar[tuple[str, ...]] = ()  # services it needs (tests pick their layer by this)
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.clock = clock
+
+    # -- what each strategy implements -------------------------------------------------------------
+
+    @abstractmethod
+    def login(self, user: str) -> Session:
+        """Start a fresh session (always a new id) for `user`."""
+
+    @abstractmethod
+    def current(self, request: Request) -> Session:
+        """The request's session; raises Unauthorized when there is no valid one."""
+
+    @abstractmethod
+    def add_item(self, session: Session, item: str) -> Session:
+        """Append one item; returns the updated session. Raises CartFull at the limit."""
+
+    @abstractmethod
+    def end(self, request: Request) -> None:
+        """Forget the request's session where it is stored (nothing to do for stateless strategies)."""
+
+    @abstractmethod
+    def issue(self, session: Session, body: dict, response: Response) -> None:
+        """Hand the session's credential back: a cookie, a token in `body`, or the state itself."""
+
+    def revoke(self, response: Response) -> None:
+        """Tell the client to drop its credential (after logout)."""
+
+    def check_ready(self) -> dict[str, str]:
+        """Names of the dependencies this strategy needs, mapped to "ok"; raises when one is down."""
+        return {}
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "summary": self.summary,
+            "keeps_state": self.keeps_state,
+            "needs_sticky": self.needs_sticky,
+            "credential": self.credential,
+            "dependencies": list(self.dependencies),
+        }
+
+    # -- shared helpers ---------------------------------------------------------------------------
+
+    def expires_at(self, created_at: float, now: float | None = None) -> float:
+        """Sliding idle expiry, capped by the absolute lifetime counted from login."""
+        now = self.clock() if now is None else now
+        return min(now + self.settings.idle_timeout, created_at + self.settings.absolute_timeout)
+
+    def past_absolute(self, created_at: float, now: float | None = None) -> bool:
+        now = self.clock() if now is None else now
+        return now >= created_at + self.settings.absolute_timeout
+
+    def set_cookie(self, response: Response, name: str, value: str, expires_at: float) -> None:
+        response.set_cookie(
+            name,
+            value,
+            max_age=max(0, int(expires_at - self.clock())),
+            path="/",
+            httponly=True,
+            samesite="Lax",
+            secure=self.settings.cookie_secure,
+        )
+
+    def delete_cookie(self, response: Response, name: str) -> None:
+        response.delete_cookie(
+            name, path="/", httponly=True, samesite="Lax", secure=self.settings.cookie_secure
+        )
+
+
+SESSION_ID_BYTES = 32  # 256 bits from the OS CSPRNG; OWASP asks for at least 64 bits of entropy
+_SID_LENGTH = len(secrets.token_urlsafe(SESSION_ID_BYTES))
+_SID_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(SESSION_ID_BYTES)
+
+
+def looks_like_session_id(value: str | None) -> bool:
+    """Cheap shape check before a store lookup, so junk never reaches Redis as a key."""
+    return bool(value) and len(value) == _SID_LENGTH and set(value) <= _SID_ALPHABET

@@ -1,0 +1,119 @@
+"""The client session pattern: the client keeps the whole state and sends it with every request.
+
+The state is encrypted and authenticated with AES-GCM under a key every node shares, so a client can
+neither read nor forge it, and any node can serve any request with no store at all. It carries its own
+version counter (bumped on every change) and expiry. What it cannot stop is a client replaying an older
+state it once held: the version counter lets a careful client notice, the server cannot.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from flask import Request, Response
+
+from ..errors import CartFull, StateTooLarge, Unauthorized
+from .base import Session, Strategy, new_session_id
+
+COOKIE = "sl_client"
+HEADER = "X-Client-Session"
+PREFIX = "v1."  # format version, so a future format can be told apart
+AAD = b"session-lab/client-session/v1"  # binds the ciphertext to this purpose
+NONCE_BYTES = 12  # AES-GCM's standard nonce; random nonces are safe far beyond this app's volumes
+# RFC 6265 §6.1 asks browsers to keep cookies of at least 4096 bytes, name and value included; leave
+# room for the attributes some browsers count as well.
+COOKIE_LIMIT = 4096
+MAX_STATE_CHARS = COOKIE_LIMIT - len(COOKIE) - 1 - 160
+
+
+class ClientState(Strategy):
+    name = "client"
+    summary = "Client-side state: the whole session travels encrypted with every request and response."
+    position = 40
+    credential = f"cookie {COOKIE} or header {HEADER} (returned in both, and in the JSON field `client_session`)"
+
+    def __init__(self, settings, **kwargs):
+        super().__init__(settings, **kwargs)
+        self._aead = AESGCM(settings.client_session_key)
+
+    def login(self, user: str) -> Session:
+        return Session(user=user, created_at=self.clock(), sid=new_session_id())
+
+    def current(self, request: Request) -> Session:
+        blob = request.headers.get(HEADER) or request.cookies.get(COOKIE)
+        if not blob:
+            raise Unauthorized(f"no client session: send the {HEADER} header or the {COOKIE} cookie")
+        state = self.decode(blob)
+        try:
+            session = Session(
+                user=str(state["u"]),
+                items=[str(i) for i in state["i"]],
+                created_at=float(state["c"]),
+                sid=str(state["s"]),
+                version=int(state["v"]),
+            )
+            expires = float(state["e"])
+        except (KeyError, TypeError, ValueError):
+            raise Unauthorized("client session is malformed") from None
+        now = self.clock()
+        if now >= expires or self.past_absolute(session.created_at, now):
+            raise Unauthorized("client session expired")
+        return session
+
+    def add_item(self, session: Session, item: str) -> Session:
+        if len(session.items) >= self.settings.max_cart_items:
+            raise CartFull(f"the cart already holds {self.settings.max_cart_items} items")
+        session.items.append(item)
+        session.version += 1
+        self.encode(session)  # refuse now, before anything is acknowledged, if it no longer fits
+        return session
+
+    def end(self, request: Request) -> None:
+        pass  # nothing stored server-side; the client drops its state
+
+    def issue(self, session: Session, body: dict, response: Response) -> None:
+        blob = self.encode(session)
+        body["client_session"] = blob
+        response.headers[HEADER] = blob
+        self.set_cookie(response, COOKIE, blob, self.expires_at(session.created_at))
+
+    def revoke(self, response: Response) -> None:
+        self.delete_cookie(response, COOKIE)
+
+    def encode(self, session: Session) -> str:
+        state = {
+            "u": session.user,
+            "i": session.items,
+            "c": session.created_at,
+            "e": self.expires_at(session.created_at),
+            "s": session.sid,
+            "v": session.version,
+        }
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self._aead.encrypt(nonce, json.dumps(state, separators=(",", ":")).encode(), AAD)
+        blob = PREFIX + base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
+        if len(blob) > MAX_STATE_CHARS:
+            raise StateTooLarge(
+                f"the session state would be {len(blob)} bytes, over the {MAX_STATE_CHARS}-byte cookie budget; "
+                "nothing was changed"
+            )
+        return blob
+
+    def decode(self, blob: str) -> dict:
+        if not blob.startswith(PREFIX) or len(blob) > COOKIE_LIMIT * 2:
+            raise Unauthorized("client session is malformed")
+        raw = blob[len(PREFIX):]
+        try:
+            data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+            plain = self._aead.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], AAD)
+            state = json.loads(plain)
+        except (binascii.Error, ValueError, InvalidTag):
+            raise Unauthorized("client session failed authentication (tampered, or sealed with another key)") from None
+        if not isinstance(state, dict):
+            raise Unauthorized("client session is malformed")
+        return state

@@ -1,0 +1,107 @@
+"""Server-side sessions in the node's own memory: fast, and gone when the user lands on another node.
+
+One gunicorn worker process per node makes this one store per node. With several worker processes each
+would hold its own dict, and a user would lose the session between workers of the same node too.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from flask import Request, Response
+
+from ..errors import CartFull, Unauthorized
+from .base import Session, Strategy, looks_like_session_id, new_session_id
+
+COOKIE = "sl_memory"
+SWEEP_EVERY = 10.0  # seconds between scans for expired sessions
+
+
+@dataclass
+class _Entry:
+    session: Session
+    expires_at: float
+
+
+class MemoryStore(Strategy):
+    name = "memory"
+    summary = "Server-side store inside each node; survives only while the user keeps hitting that node."
+    position = 10
+    needs_sticky = True
+    credential = f"cookie {COOKIE}"
+
+    def __init__(self, settings, **kwargs):
+        super().__init__(settings, **kwargs)
+        self._lock = threading.Lock()
+        # Least recently used first, so the oldest idle sessions go first when the store is full.
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._next_sweep = 0.0
+
+    def login(self, user: str) -> Session:
+        now = self.clock()
+        session = Session(user=user, created_at=now, sid=new_session_id())
+        with self._lock:
+            self._entries[session.sid] = _Entry(session, self.expires_at(now, now))
+            self._evict(now)
+        return self._copy(session)
+
+    def current(self, request: Request) -> Session:
+        sid = request.cookies.get(COOKIE)
+        if sid is None:
+            raise Unauthorized(f"no session cookie {COOKIE}; log in first")
+        if not looks_like_session_id(sid):
+            raise Unauthorized("malformed session id")
+        now = self.clock()
+        with self._lock:
+            entry = self._entries.get(sid)
+            if entry is None:
+                raise Unauthorized("unknown session (it may live on another node, or have expired)")
+            if now >= entry.expires_at:
+                del self._entries[sid]
+                raise Unauthorized("session expired")
+            entry.expires_at = self.expires_at(entry.session.created_at, now)
+            self._entries.move_to_end(sid)
+            return self._copy(entry.session)
+
+    def add_item(self, session: Session, item: str) -> Session:
+        with self._lock:
+            entry = self._entries.get(session.sid)
+            if entry is None:
+                raise Unauthorized("session ended while the request was running")
+            stored = entry.session
+            if len(stored.items) >= self.settings.max_cart_items:
+                raise CartFull(f"the cart already holds {self.settings.max_cart_items} items")
+            stored.items.append(item)
+            stored.version += 1
+            return self._copy(stored)
+
+    def end(self, request: Request) -> None:
+        sid = request.cookies.get(COOKIE)
+        if sid:
+            with self._lock:
+                self._entries.pop(sid, None)
+
+    def issue(self, session: Session, body: dict, response: Response) -> None:
+        self.set_cookie(response, COOKIE, session.sid, self.expires_at(session.created_at))
+
+    def revoke(self, response: Response) -> None:
+        self.delete_cookie(response, COOKIE)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _evict(self, now: float) -> None:
+        """Drop expired sessions (a full scan, so at most every SWEEP_EVERY seconds), then the least
+        recently used ones beyond the size limit."""
+        if now >= self._next_sweep:
+            self._next_sweep = now + SWEEP_EVERY
+            for sid in [sid for sid, e in self._entries.items() if now >= e.expires_at]:
+                del self._entries[sid]
+        while len(self._entries) > self.settings.memory_max_sessions:
+            self._entries.popitem(last=False)
+
+    @staticmethod
+    def _copy(session: Session) -> Session:
+        return Session(session.user, list(session.items), session.created_at, session.sid, session.version)

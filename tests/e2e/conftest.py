@@ -1,0 +1,118 @@
+"""The real compose stack, through nginx, as a separate project (own name, port and subnet), so the tests
+never touch a stack you started with `make up`. Built once per test session from `down -v`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import require
+from tests.session_client import Reply, SessionClient
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = os.environ.get("E2E_PROJECT", "session-lab-e2e")
+PORT = os.environ.get("E2E_LB_PORT", "18080")
+SUBNET = os.environ.get("E2E_SUBNET_PREFIX", "172.30.58")
+NODES = ["app1", "app2", "app3"]
+
+
+def docker_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+def offline_images() -> dict[str, str]:
+    """What `make` exports after `make offline-images`, so plain `pytest` selects the same images."""
+    path = ROOT / "offline-images" / "offline.env"
+    if not path.exists():
+        return {}
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+class Stack:
+    def __init__(self, env_file: Path):
+        self.env = {**offline_images(), **os.environ, "LB_PORT": PORT, "LAB_SUBNET_PREFIX": SUBNET}
+        self.env.pop("COMPOSE_PROJECT_NAME", None)
+        self.env_file = env_file
+        self.url = f"http://127.0.0.1:{PORT}"
+
+    def compose(self, *args: str, timeout: float = 300) -> str:
+        cmd = ["docker", "compose", "-p", PROJECT, "--env-file", str(self.env_file), *args]
+        done = subprocess.run(cmd, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
+        return done.stdout
+
+    def up(self, *services: str) -> None:
+        self.compose("up", "-d", "--wait", "--wait-timeout", "120", *services)
+
+    def switch_mode(self, mode: str) -> str:
+        return self.compose("exec", "-T", "lb", "switch-mode", mode)
+
+    def mode(self) -> str:
+        return requests.get(f"{self.url}/nginx-health", timeout=5).json()["mode"]
+
+    def started_at(self, service: str) -> str:
+        cid = self.compose("ps", "-q", service).strip()
+        return subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.StartedAt}}", cid], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    def running(self) -> set[str]:
+        rows = [json.loads(line) for line in self.compose("ps", "--format", "json").splitlines() if line.strip()]
+        return {r["Service"] for r in rows if r["State"] == "running"}
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return requests.get(self.url + path, timeout=10, **kwargs)
+
+    def client(self, strategy: str) -> SessionClient:
+        return SessionClient(strategy, http_sender(self.url))
+
+    def strategies(self) -> list[dict]:
+        return self.get("/api/strategies").json()["strategies"]
+
+
+def http_sender(base_url: str):
+    """A `send` for SessionClient over real HTTP, with its own cookie jar like one browser."""
+    http = requests.Session()
+
+    def send(method, path, headers=None, json=None):
+        r = http.request(method, base_url + path, headers=headers, json=json, timeout=10)
+        try:
+            body = r.json()
+        except ValueError:
+            body = None
+        return Reply(r.status_code, body, {k.lower(): v for k, v in r.headers.items()})
+
+    return send
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    require(docker_available(), "Docker is not available (docker info failed)")
+    env_file = tmp_path_factory.mktemp("e2e") / ".env"
+    subprocess.run([str(ROOT / "scripts" / "make-env.sh"), str(env_file)], cwd=ROOT, check=True, capture_output=True)
+    s = Stack(env_file)
+    s.compose("down", "-v", "--remove-orphans")
+    s.compose("build", timeout=900)
+    s.up()
+    yield s
+    s.compose("down", "-v", "--remove-orphans")
+
+
+@pytest.fixture
+def lab(stack):
+    """The stack with every service running and round-robin routing, whatever the last test did."""
+    if stack.running() != {*NODES, "lb", "redis"}:
+        stack.up()
+    if stack.mode() != "round-robin":
+        stack.switch_mode("round-robin")
+    return stack

@@ -1,0 +1,82 @@
+"""A real, throwaway redis-server for each test session (the binary from the machine's redis-server package)."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+import redis
+
+from tests.conftest import require
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    def __init__(self, tmp_path):
+        self.binary = shutil.which("redis-server")
+        self.port = free_port()
+        self.password = secrets.token_urlsafe(16)
+        self.dir = tmp_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", self.password,
+             "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if self.client().ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not answer within 10 s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, password=self.password, decode_responses=True, socket_timeout=2)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    require(shutil.which("redis-server") is not None, "redis-server is not installed (apt-get install redis-server)")
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def store(redis_server):
+    """A clean Redis for one test (restarted if an earlier test stopped it)."""
+    if redis_server.process.poll() is not None:
+        redis_server.start()
+    redis_server.client().flushall()
+    return redis_server.client()
+
+
+@pytest.fixture
+def settings(make_settings, redis_server, store):
+    return make_settings(
+        REDIS_PORT=str(redis_server.port),
+        REDIS_PASSWORD=redis_server.password,
+        SESSION_IDLE_TIMEOUT="60",
+        SESSION_ABSOLUTE_TIMEOUT="300",
+        MAX_CART_ITEMS="5",
+    )

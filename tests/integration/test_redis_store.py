@@ -1,0 +1,120 @@
+"""The redis strategy against a real Redis server."""
+
+import threading
+
+import pytest
+
+from session_lab import create_app, strategies
+from tests.conftest import flask_sender
+from tests.session_client import SessionClient
+from tests.strategy_contract import CONTRACT
+
+WITH_SERVICES = [c.name for c in strategies.classes() if c.dependencies]
+
+
+@pytest.mark.parametrize("strategy", WITH_SERVICES)
+@pytest.mark.parametrize("check", CONTRACT, ids=lambda f: f.__name__)
+def test_contract(session_client, clock, settings, strategy, check):
+    check(lambda: session_client(strategy), clock, settings)
+
+
+def sid_of(client: SessionClient) -> str:
+    return client.replies[-1].headers["set-cookie"].split(";")[0].split("=", 1)[1]
+
+
+def test_session_keys_share_one_cluster_slot_and_expire(session_client, store, settings):
+    alice = session_client("redis")
+    alice.login("alice")
+    alice.add("apple")
+    sid = sid_of(alice)
+    meta, items = f"sl:{{{sid}}}:meta", f"sl:{{{sid}}}:items"
+    assert store.hgetall(meta)["user"] == "alice" and store.lrange(items, 0, -1) == ["apple"]
+    for key in (meta, items):
+        assert 0 < store.pttl(key) <= settings.idle_timeout * 1000
+
+
+def test_reads_refresh_the_ttl(session_client, store, clock):
+    alice = session_client("redis")
+    alice.login("alice")
+    meta = f"sl:{{{sid_of(alice)}}}:meta"
+    store.pexpire(meta, 1000)
+    alice.cart()
+    assert store.pttl(meta) > 1000
+
+
+def test_concurrent_adds_to_one_session_all_survive(make_settings, redis_server, store, clock):
+    app = create_app(
+        make_settings(REDIS_PORT=str(redis_server.port), REDIS_PASSWORD=redis_server.password, MAX_CART_ITEMS="500"),
+        clock=clock,
+    )
+    alice = SessionClient("redis", flask_sender(app))
+    alice.login("alice")
+    sid = sid_of(alice)
+    failures = []
+
+    def add_many(worker):
+        http = app.test_client()
+        http.set_cookie("sl_redis", sid)
+        for i in range(25):
+            r = http.post("/api/redis/cart", json={"item": f"w{worker}-{i}"})
+            if r.status_code != 200:
+                failures.append(r.get_json())
+
+    threads = [threading.Thread(target=add_many, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    cart = alice.cart().body
+    assert len(cart["items"]) == 200 and cart["version"] == 200
+    assert set(cart["items"]) == {f"w{w}-{i}" for w in range(8) for i in range(25)}
+
+
+def test_an_add_never_resurrects_an_expired_session(session_client, store):
+    alice = session_client("redis")
+    alice.login("alice")
+    sid = sid_of(alice)
+    store.delete(f"sl:{{{sid}}}:meta")  # as if its TTL ran out
+    assert alice.add("apple").status == 401
+    assert not store.exists(f"sl:{{{sid}}}:items")
+
+
+def test_login_drops_the_previous_session(session_client, store):
+    alice = session_client("redis")
+    alice.login("alice")
+    first = sid_of(alice)
+    alice.login("alice")
+    assert sid_of(alice) != first and not store.exists(f"sl:{{{first}}}:meta")
+
+
+def test_logout_deletes_the_session(session_client, store):
+    alice = session_client("redis")
+    alice.login("alice")
+    alice.add("apple")
+    sid = sid_of(alice)
+    alice.logout()
+    assert store.keys(f"sl:{{{sid}}}:*") == []
+
+
+def test_wrong_password_is_503_not_500(make_settings, redis_server, clock):
+    app = create_app(make_settings(REDIS_PORT=str(redis_server.port), REDIS_PASSWORD="wrong-password"), clock=clock)
+    reply = app.test_client().post("/api/redis/login", json={"user": "alice"})
+    assert reply.status_code == 503 and reply.get_json()["error"] == "store_unavailable"
+
+
+def test_redis_dying_mid_session_gives_503_then_401_after_it_returns_empty(session_client, redis_server):
+    alice = session_client("redis")
+    alice.login("alice")
+    alice.add("apple")
+    redis_server.stop()
+    assert alice.cart().status == 503
+    assert alice.add("pear").status == 503
+    redis_server.start()  # no persistence: the session is gone, and the app says so
+    reply = alice.cart()
+    assert reply.status == 401 and "unknown session" in reply.body["message"]
+
+
+def test_readiness_reports_redis(app):
+    ready = app.test_client().get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["checks"] == {"redis": "ok"}

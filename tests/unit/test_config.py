@@ -1,0 +1,53 @@
+import pytest
+
+from session_lab.config import ConfigError, Settings
+from tests.conftest import settings_env
+
+
+def test_defaults_are_safe(make_settings):
+    s = make_settings()
+    assert s.cookie_secure is False and s.idle_timeout == 1800 and s.absolute_timeout == 8 * 3600
+    assert s.redis_socket_timeout > 0 and len(s.client_session_key) == 32
+
+
+@pytest.mark.parametrize("name", ["REDIS_PASSWORD", "JWT_SECRET", "CLIENT_SESSION_KEY"])
+def test_missing_secret_is_named(name):
+    env = settings_env()
+    del env[name]
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env(env)
+
+
+def test_short_jwt_secret_refuses_to_start():
+    with pytest.raises(ConfigError, match="at least 32 bytes"):
+        Settings.from_env(settings_env(JWT_SECRET="x" * 31))
+
+
+def test_placeholder_secret_refused_outside_development():
+    with pytest.raises(ConfigError, match="placeholder"):
+        Settings.from_env(settings_env(REDIS_PASSWORD="change-me"))
+    assert Settings.from_env(settings_env(REDIS_PASSWORD="change-me", APP_ENV="development"))
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"CLIENT_SESSION_KEY": "not base64 !!"}, "base64"),
+        ({"CLIENT_SESSION_KEY": "c2hvcnQ"}, "32 bytes"),
+        ({"SESSION_IDLE_TIMEOUT": "soon"}, "whole number"),
+        ({"SESSION_IDLE_TIMEOUT": "600", "SESSION_ABSOLUTE_TIMEOUT": "60"}, "shorter"),
+        ({"COOKIE_SECURE": "maybe"}, "true or false"),
+        ({"APP_ENV": "staging"}, "APP_ENV"),
+        ({"REDIS_SOCKET_TIMEOUT": "0"}, "positive"),
+    ],
+)
+def test_bad_values_are_refused_with_the_variable_named(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(settings_env(**overrides))
+
+
+def test_app_refuses_to_start_with_a_short_secret():
+    from session_lab import create_app
+
+    with pytest.raises(ConfigError):
+        create_app(Settings.from_env(settings_env(JWT_SECRET="short")))

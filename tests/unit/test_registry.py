@@ -1,0 +1,25 @@
+from session_lab import strategies
+
+
+def test_discovery_finds_every_strategy_module_once():
+    assert strategies.names() == ["none", "memory", "redis", "jwt", "client"]
+
+
+def test_every_strategy_describes_itself(settings):
+    for strategy in strategies.build_all(settings).values():
+        described = strategy.describe()
+        assert described["name"] == strategy.name
+        assert described["summary"] and described["credential"]
+
+
+def test_only_memory_needs_sticky_and_only_none_keeps_nothing():
+    by_name = {cls.name: cls for cls in strategies.classes()}
+    assert [n for n, c in by_name.items() if c.needs_sticky] == ["memory"]
+    assert [n for n, c in by_name.items() if not c.keeps_state] == ["none"]
+
+
+def test_the_api_lists_the_registry(settings):
+    from session_lab import create_app
+
+    listed = create_app(settings).test_client().get("/api/strategies").get_json()["strategies"]
+    assert [s["name"] for s in listed] == strategies.names()
