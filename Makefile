@@ -6,6 +6,18 @@ COMPOSE ?= docker compose
 VENV ?= .venv
 PYTHON ?= python3
 MODE ?=
+LAB_URL ?= http://127.0.0.1:8080
+USERS ?= 30
+RUN_TIME ?= 60s
+UI_RUN_TIME ?= 10m
+FAULT ?= kill
+TARGET ?= random
+HOLD ?= 15
+SEED ?=
+NODE ?=
+QUICK ?=
+RESULTS := results/$(shell date -u +%Y%m%dT%H%M%SZ)
+export LAB_URL
 
 # After `make offline-images`, use the local stand-ins instead of the official base images.
 ifneq ($(wildcard offline-images/offline.env),)
@@ -13,7 +25,8 @@ include offline-images/offline.env
 export PYTHON_IMAGE NGINX_IMAGE REDIS_IMAGE
 endif
 
-.PHONY: help env up down logs ps lb offline-images venv test test-unit test-integration test-e2e
+.PHONY: help env up down logs ps lb offline-images venv test test-unit test-integration test-e2e \
+	load load-ui chaos kill-node experiment
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -33,11 +46,32 @@ logs: ## Follow the logs of every service
 	$(COMPOSE) logs -f --tail=100
 
 ps: ## Show the services and their health
-	$(COMPOSE) ps
+	$(COMPOSE) ps --format "table {{.Service}}\t{{.Status}}\t{{.Ports}}"
 
 lb: ## Switch the running balancer's routing: make lb MODE=round-robin|sticky|ip-hash|least-conn
 	@if [ -z "$(MODE)" ]; then echo "usage: make lb MODE=round-robin|sticky|ip-hash|least-conn" >&2; exit 2; fi
 	@$(COMPOSE) exec -T lb switch-mode "$(MODE)"
+
+load: venv ## Headless load with the session oracle: make load USERS=30 RUN_TIME=60s
+	@mkdir -p $(RESULTS)
+	LOADTEST_RECORD=$(RESULTS)/requests.csv $(VENV)/bin/locust -f loadtest/locustfile.py --headless \
+		-u $(USERS) -r $(USERS) --run-time $(RUN_TIME) -H $(LAB_URL) --csv $(RESULTS)/locust --only-summary
+	@echo "raw records: $(RESULTS)/requests.csv"
+
+load-ui: venv ## Locust's web UI on http://127.0.0.1:8089, load already running (stops after UI_RUN_TIME=10m)
+	$(VENV)/bin/locust -f loadtest/locustfile.py -H $(LAB_URL) --web-host 127.0.0.1 --web-port 8089 \
+		--autostart -u $(USERS) -r $(USERS) --run-time $(UI_RUN_TIME) --autoquit 30
+
+chaos: venv ## Fault a service: make chaos FAULT=kill|stop|pause|disconnect|restart TARGET=app2|redis|random HOLD=15
+	$(VENV)/bin/python -m loadtest.chaos --fault $(FAULT) --target $(TARGET) --hold $(HOLD) \
+		$(if $(SEED),--seed $(SEED)) --timeline results/chaos-timeline.jsonl
+
+kill-node: venv ## SIGKILL one app node, bring it back after HOLD s (0: leave it down): make kill-node NODE=app2
+	@if [ -z "$(NODE)" ]; then echo "usage: make kill-node NODE=app1|app2|app3 [HOLD=15]" >&2; exit 2; fi
+	$(VENV)/bin/python -m loadtest.chaos --fault kill --target $(NODE) --hold $(HOLD) --timeline results/chaos-timeline.jsonl
+
+experiment: venv ## Every strategy x routing mode under faults; scorecard and report in results/ (QUICK=1: ~2.5 min)
+	$(VENV)/bin/python -m loadtest.experiment $(if $(QUICK),--quick)
 
 offline-images: ## Build local stand-ins for the python, nginx and redis images (no registry needed)
 	offline-images/build.sh

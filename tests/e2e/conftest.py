@@ -73,6 +73,11 @@ class Stack:
     def get(self, path: str, **kwargs) -> requests.Response:
         return requests.get(self.url + path, timeout=10, **kwargs)
 
+    def tool_env(self, **extra: str) -> dict[str, str]:
+        """Environment for the lab's own tools (chaos, experiment, make) aimed at this stack."""
+        return {**self.env, "LAB_URL": self.url, "COMPOSE_PROJECT_NAME": PROJECT,
+                "COMPOSE_ENV_FILES": str(self.env_file), "COMPOSE_FILE": str(ROOT / "docker-compose.yml"), **extra}
+
     def client(self, strategy: str) -> SessionClient:
         return SessionClient(strategy, http_sender(self.url))
 

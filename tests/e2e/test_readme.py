@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from tests.e2e.conftest import PROJECT, ROOT
+from tests.e2e.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```sh\n(.*?)```", README, flags=re.S)
@@ -31,12 +31,7 @@ def test_every_example_is_checked():
 @pytest.mark.parametrize("block", RUNNABLE, ids=lambda b: b.strip().splitlines()[0][:40])
 def test_readme_example(lab, tmp_path, block):
     script = block.replace("http://127.0.0.1:8080", lab.url).replace("make lb", f"make -s -C {ROOT} lb")
-    env = {
-        **lab.env,
-        "COMPOSE_PROJECT_NAME": PROJECT,
-        "COMPOSE_ENV_FILES": str(lab.env_file),
-        "COMPOSE_FILE": str(ROOT / "docker-compose.yml"),
-    }
+    env = lab.tool_env()
     env.pop("MAKEFLAGS", None)
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=180)

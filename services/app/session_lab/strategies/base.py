@@ -16,6 +16,7 @@ from typing import Callable, ClassVar
 from flask import Request, Response
 
 from ..config import Settings
+from ..errors import Unauthorized
 
 
 @dataclass
@@ -103,6 +104,15 @@ class Strategy(ABC):
             samesite="Lax",
             secure=self.settings.cookie_secure,
         )
+
+    def session_id_from_cookie(self, request: Request, cookie: str) -> str:
+        """The session id a server-side strategy keeps in `cookie`; 401 when it is missing or malformed."""
+        sid = request.cookies.get(cookie)
+        if sid is None:
+            raise Unauthorized(f"no session cookie {cookie}; log in first")
+        if not looks_like_session_id(sid):
+            raise Unauthorized("malformed session id")
+        return sid
 
     def delete_cookie(self, response: Response, name: str) -> None:
         response.delete_cookie(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from flask import Request, Response
 
 from ..errors import CartFull, Unauthorized
-from .base import Session, Strategy, looks_like_session_id, new_session_id
+from .base import Session, Strategy, new_session_id
 
 COOKIE = "sl_memory"
 SWEEP_EVERY = 10.0  # seconds between scans for expired sessions
@@ -48,11 +48,7 @@ class MemoryStore(Strategy):
         return self._copy(session)
 
     def current(self, request: Request) -> Session:
-        sid = request.cookies.get(COOKIE)
-        if sid is None:
-            raise Unauthorized(f"no session cookie {COOKIE}; log in first")
-        if not looks_like_session_id(sid):
-            raise Unauthorized("malformed session id")
+        sid = self.session_id_from_cookie(request, COOKIE)
         now = self.clock()
         with self._lock:
             entry = self._entries.get(sid)

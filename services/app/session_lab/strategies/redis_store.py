@@ -83,11 +83,7 @@ class RedisStore(Strategy):
         return session
 
     def current(self, request: Request) -> Session:
-        sid = request.cookies.get(COOKIE)
-        if sid is None:
-            raise Unauthorized(f"no session cookie {COOKIE}; log in first")
-        if not looks_like_session_id(sid):
-            raise Unauthorized("malformed session id")
+        sid = self.session_id_from_cookie(request, COOKIE)
         with store_errors():
             reply = self._read(keys=_keys(sid), args=self._clock_args())
         return self._session(sid, reply)

@@ -1,0 +1,1 @@
+"""Session Lab's load test, chaos and experiment runner."""

@@ -1,0 +1,160 @@
+"""Chaos: fault one service of the running stack, hold, recover, and write every step to a timeline.
+
+    python -m loadtest.chaos --fault kill --target app2 --hold 15
+    python -m loadtest.chaos --fault pause --target random --seed 7 --timeline results/timeline.jsonl
+
+Faults (on app1, app2, app3 or redis):
+    kill        SIGKILL: the process dies at once, mid-request          recover: start it again
+    stop        SIGTERM: graceful, in-flight requests finish first       recover: start it again
+    pause       frozen (cgroup freezer): TCP still accepted, no answers  recover: unpause
+    disconnect  cut off from the lab network                            recover: reconnect, same address
+    restart     graceful stop and start in one step                     (its own recovery)
+
+--hold 0 leaves the fault in place (recover later with --recover TARGET). Ctrl-C during the hold recovers
+at once. Every action is appended to the timeline (JSON lines, epoch seconds) with how long it took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadtest.compose import (
+    SERVICES, LabError, compose, container_id, docker, project, require_docker, require_stack, states,
+)
+
+FAULTS = ("kill", "stop", "pause", "disconnect", "restart")
+
+
+def network() -> str:
+    return f"{project()}_lab"
+
+
+@dataclass
+class Fault:
+    fault: str
+    target: str
+    address: str = ""  # remembered for `disconnect`, so the node comes back where nginx expects it
+
+    def inject(self) -> None:
+        if self.fault == "kill":
+            compose("kill", "-s", "SIGKILL", self.target)
+        elif self.fault == "stop":
+            compose("stop", "-t", "15", self.target, timeout=60)
+        elif self.fault == "pause":
+            compose("pause", self.target)
+        elif self.fault == "disconnect":
+            cid = container_id(self.target)
+            fmt = "{{(index .NetworkSettings.Networks \"%s\").IPAddress}}" % network()
+            self.address = docker("inspect", "-f", fmt, cid).stdout.strip()
+            docker("network", "disconnect", network(), cid)
+        elif self.fault == "restart":
+            compose("restart", "-t", "15", self.target, timeout=120)
+            wait_healthy(self.target)
+
+    def recover(self) -> None:
+        if self.fault in ("kill", "stop"):
+            compose("start", self.target, timeout=120)  # the same container again: no image lookup, no rebuild
+        elif self.fault == "pause":
+            compose("unpause", self.target)
+        elif self.fault == "disconnect":
+            args = ["network", "connect", "--alias", self.target]
+            if self.address:
+                args += ["--ip", self.address]
+            docker(*args, network(), container_id(self.target))
+        wait_healthy(self.target)
+
+
+def wait_healthy(service: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = states().get(service, {})
+        if row.get("State") == "running" and row.get("Health", "healthy") in ("healthy", ""):
+            return
+        time.sleep(0.5)
+    raise LabError(f"{service} did not become healthy within {timeout:.0f} s")
+
+
+class Timeline:
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.events: list[dict] = []
+
+    def log(self, event: str, fault: Fault, started: float, ok: bool = True, detail: str = "") -> dict:
+        entry = {"t": round(started, 3), "event": event, "fault": fault.fault, "target": fault.target,
+                 "seconds": round(time.time() - started, 3), "ok": ok, "detail": detail}
+        self.events.append(entry)
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as f:
+                f.write(json.dumps(entry) + "\n")
+        stamp = time.strftime("%H:%M:%S", time.localtime(started))
+        print(f"[{stamp}] {event:<9} {fault.fault} {fault.target} ({entry['seconds']:.1f} s){' ' + detail if detail else ''}",
+              flush=True)
+        return entry
+
+
+def pick_target(target: str, seed: int | None) -> str:
+    if target == "random":
+        return random.Random(seed).choice([s for s in SERVICES if s != "redis"])
+    if target not in SERVICES:
+        raise LabError(f"unknown target {target!r}: choose one of {', '.join(SERVICES)} or random", exit_code=2)
+    return target
+
+
+def run(fault: Fault, hold: float, timeline: Timeline, sleep=time.sleep) -> None:
+    """Inject, hold, recover. Recovery runs even when the hold is interrupted (Ctrl-C)."""
+    started = time.time()
+    fault.inject()
+    timeline.log("inject", fault, started)
+    if hold <= 0 or fault.fault == "restart":
+        return
+    try:
+        sleep(hold)
+    finally:
+        started = time.time()
+        try:
+            fault.recover()
+            timeline.log("recovered", fault, started)
+        except LabError as exc:
+            timeline.log("recovered", fault, started, ok=False, detail=str(exc))
+            raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chaos", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--fault", choices=FAULTS, default="kill")
+    parser.add_argument("--target", default="random", help=f"{', '.join(SERVICES)} or random (app nodes only)")
+    parser.add_argument("--seed", type=int, default=None, help="seed for --target random")
+    parser.add_argument("--hold", type=float, default=15, help="seconds before recovery; 0 leaves it faulted")
+    parser.add_argument("--timeline", type=Path, default=None, help="JSON-lines file to append the steps to")
+    parser.add_argument("--recover", metavar="TARGET", help="only recover TARGET from --fault (after --hold 0)")
+    args = parser.parse_args(argv)
+    try:
+        timeline = Timeline(args.timeline)
+        if args.recover:
+            fault = Fault(args.fault, pick_target(args.recover, None))
+            require_docker()
+            started = time.time()
+            fault.recover()
+            timeline.log("recovered", fault, started)
+            return 0
+        fault = Fault(args.fault, pick_target(args.target, args.seed))
+        require_stack()
+        run(fault, args.hold, timeline)
+        return 0
+    except LabError as exc:
+        print(f"chaos: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("chaos: interrupted; the fault was recovered", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

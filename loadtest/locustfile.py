@@ -1,0 +1,134 @@
+"""Locust users for every strategy in the app's registry, each with a session oracle.
+
+    locust -f loadtest/locustfile.py -H http://127.0.0.1:8080      (or `make load` / `make load-ui`)
+
+One user class per strategy, made from the registry (no hand list). Each user logs in, adds items and reads
+its cart, and classifies every answer (see oracle.py). Semantic outcomes are Locust failures named
+`session_lost`, `writes_lost`, `foreign` and `error: ...`. Settings, from the environment:
+
+    LOADTEST_STRATEGIES         comma-separated subset of strategies (default: all)
+    LOADTEST_PACING             seconds between one user's requests (default 0.2)
+    LOADTEST_ITEMS_PER_SESSION  items before the user starts a fresh session (default 15)
+    LOADTEST_RECORD             CSV path for the raw per-request records (default: none written)
+
+The process exits non-zero when any answer was `foreign`: a leaked session must never happen.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from locust import FastHttpUser, constant_pacing, events, task
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "services" / "app")]
+
+from loadtest.oracle import FOREIGN, OK, OUTCOMES, SESSION_LOST, Expectation, Verdict  # noqa: E402
+from loadtest.record import Recorder  # noqa: E402
+from session_lab import strategies as registry  # noqa: E402
+
+RECORDER = Recorder()
+PACING = float(os.environ.get("LOADTEST_PACING", "0.2"))
+ITEMS_PER_SESSION = int(os.environ.get("LOADTEST_ITEMS_PER_SESSION", "15"))
+
+
+def chosen_strategies() -> list[type[registry.Strategy]]:
+    wanted = [s.strip() for s in os.environ.get("LOADTEST_STRATEGIES", "").split(",") if s.strip()]
+    known = {cls.name: cls for cls in registry.classes()}
+    unknown = [s for s in wanted if s not in known]
+    if unknown:
+        sys.exit(f"error: unknown strategy {', '.join(unknown)}; choose from {', '.join(known)}")
+    return [known[s] for s in wanted] if wanted else list(known.values())
+
+
+class SessionUser(FastHttpUser):
+    abstract = True
+    strategy = ""
+    keeps_state = True
+    wait_time = constant_pacing(PACING)
+    network_timeout = 10.0
+    connection_timeout = 5.0
+
+    def on_start(self):
+        self.name = f"{self.strategy}-{uuid.uuid4().hex[:10]}"
+        self.expect: Expectation | None = None
+        self.token = self.client_state = None
+        self.seq = 0
+        self.login()
+
+    @task(2)
+    def add(self):
+        if self.expect is None or len(self.expect.acked) >= ITEMS_PER_SESSION:
+            return self.login()  # a fresh session, so carts stay far below the server's limits
+        self.seq += 1
+        item = f"{self.name}-{self.seq}"
+        expect = self.expect
+        self._call("add", "POST", "cart", {"item": item}, lambda status, body: expect.add(status, body, item))
+
+    @task(3)
+    def read(self):
+        if self.expect is None:
+            return self.login()
+        self._call("read", "GET", "cart", None, self.expect.read)
+
+    def login(self):
+        self.token = self.client_state = None
+        expect = Expectation(self.name, keeps_state=self.keeps_state)
+        verdict = self._call("login", "POST", "login", {"user": self.name}, expect.login)
+        self.expect = expect if verdict.outcome == OK else None
+
+    def _call(self, action: str, method: str, path: str, payload: dict | None, judge) -> Verdict:
+        headers = {}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        if self.client_state:
+            headers["X-Client-Session"] = self.client_state
+        started = time.time()
+        with self.client.request(method, f"/api/{self.strategy}/{path}", json=payload, headers=headers,
+                                 name=f"{self.strategy}: {action}", catch_response=True) as r:
+            try:
+                body = r.json() if r.text else None
+            except ValueError:
+                body = None
+            status = r.status_code or 0
+            verdict = judge(status, body)
+            if verdict.outcome == OK:
+                r.success()
+                self.token = body.get("token", self.token)
+                self.client_state = body.get("client_session", self.client_state)
+            else:
+                r.failure(verdict.outcome if verdict.outcome != "error" else f"error: {verdict.detail}")
+        if verdict.outcome == SESSION_LOST:
+            self.expect = None
+        node = (r.headers or {}).get("X-Served-By", "") if status else ""
+        RECORDER.add(started, self.strategy, self.name, action, status, verdict.outcome, verdict.lost_items,
+                     r.request_meta["response_time"], node)
+        return verdict
+
+
+for _cls in chosen_strategies():
+    _name = f"{_cls.name.title().replace('-', '').replace('_', '')}User"
+    globals()[_name] = type(_name, (SessionUser,), {"strategy": _cls.name, "keeps_state": _cls.keeps_state})
+
+
+@events.quitting.add_listener
+def _report(environment, **_kwargs):
+    target = os.environ.get("LOADTEST_RECORD")
+    if target:
+        RECORDER.write(Path(target))
+    tally: dict[str, Counter] = {}
+    for row in RECORDER.rows:
+        tally.setdefault(row[1], Counter())[row[5]] += 1
+    if tally:
+        print("\nsession oracle, answers per outcome:")
+        print(f"  {'strategy':<10}" + "".join(f"{o:>14}" for o in OUTCOMES))
+        for strategy, counts in tally.items():
+            print(f"  {strategy:<10}" + "".join(f"{counts[o]:>14}" for o in OUTCOMES))
+    foreign = sum(c[FOREIGN] for c in tally.values())
+    # Lost sessions are what some strategies do; a leaked session never is.
+    environment.process_exit_code = 1 if foreign else 0

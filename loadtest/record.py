@@ -1,0 +1,34 @@
+"""Raw per-request records: one CSV row per answer, the source of every figure the runner reports."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+COLUMNS = ["t", "strategy", "user", "action", "status", "outcome", "lost_items", "latency_ms", "node"]
+
+
+class Recorder:
+    def __init__(self):
+        self.rows: list[tuple] = []
+
+    def add(self, t, strategy, user, action, status, outcome, lost_items, latency_ms, node) -> None:
+        self.rows.append((round(t, 4), strategy, user, action, status, outcome, lost_items, round(latency_ms, 2), node))
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(COLUMNS)
+            writer.writerows(self.rows)
+
+
+def read(path: Path) -> list[dict]:
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["t"] = float(r["t"])
+        r["status"] = int(r["status"])
+        r["lost_items"] = int(r["lost_items"])
+        r["latency_ms"] = float(r["latency_ms"])
+    return rows

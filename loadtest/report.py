@@ -1,0 +1,183 @@
+"""Scorecard (JSON and Markdown), per-second series, plots and the HTML report for one run folder.
+
+    python -m loadtest.report results/<run>     rebuilds all of it from the raw data in that folder
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from loadtest import analysis, expectations, record  # noqa: E402
+from loadtest.compose import ROOT  # noqa: E402
+from loadtest.oracle import ERROR, SESSION_LOST, WRITES_LOST  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "services" / "app"))
+from session_lab import strategies as registry  # noqa: E402
+
+COLUMNS = [  # (scorecard field, heading)
+    ("strategy", "strategy"), ("mode", "routing"), ("fault", "fault"), ("requests", "requests"),
+    ("errors", "errors"), ("sessions_lost", "sessions lost"), ("writes_lost", "writes lost"),
+    ("foreign", "foreign"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("p99_ms", "p99 ms"),
+    ("error_window_s", "error window s"), ("recover_s", "recover s"),
+]
+
+
+def cell(row: dict, field: str) -> str:
+    value = row[field]
+    if field == "fault":
+        return f"{row['fault']} {row['target']}"
+    if field == "recover_s" and value is None:
+        return "never"
+    if isinstance(value, float):
+        return f"{value:.1f}" if field != "error_window_s" else f"{value:.2f}"
+    return str(value)
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        lines.append("| " + " | ".join(cell(row, f) for f, _ in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_scenario(scenario: dict, series: dict[str, list[dict]], path: Path) -> None:
+    fig, axes = plt.subplots(3, 1, figsize=(10, 7.5), sharex=True)
+    t0 = scenario["start"]
+    for strategy, points in series.items():
+        seconds = [p["second"] for p in points]
+        axes[0].plot(seconds, [p["requests"] for p in points], label=strategy)
+        axes[1].plot(seconds, [p[ERROR] + p[SESSION_LOST] + p[WRITES_LOST] for p in points], label=strategy)
+        axes[2].plot(seconds, [p["p95_ms"] if p["p95_ms"] is not None else float("nan") for p in points],
+                     label=strategy)
+    for ax, title in zip(axes, ["requests / s", "errors + lost sessions + lost writes / s", "p95 latency (ms)"]):
+        ax.axvspan(scenario["inject"] - t0, scenario["recovered"] - t0, color="tab:red", alpha=0.12)
+        ax.axvline(scenario["inject"] - t0, color="tab:red", linestyle="--", linewidth=1)
+        ax.set_ylabel(title, fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[2].set_yscale("log")
+    axes[0].legend(loc="upper right", fontsize=8, ncol=len(series))
+    axes[0].set_title(f"{scenario['mode']}: {scenario['fault']} {scenario['target']} at the dashed line "
+                      f"(shaded: until recovered)", fontsize=10)
+    axes[2].set_xlabel("seconds since the load started")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_losses(rows: list[dict], path: Path) -> None:
+    faults = sorted({f"{r['fault']} {r['target']}" for r in rows})
+    fig, axes = plt.subplots(1, len(faults), figsize=(max(6, 5 * len(faults)), 4), squeeze=False)
+    for ax, fault in zip(axes[0], faults):
+        sub = [r for r in rows if f"{r['fault']} {r['target']}" == fault]
+        labels = [f"{r['strategy']}\n{r['mode']}" for r in sub]
+        x = range(len(sub))
+        ax.bar([i - 0.2 for i in x], [r["sessions_lost"] for r in sub], width=0.4, label="sessions lost")
+        ax.bar([i + 0.2 for i in x], [r["writes_lost"] for r in sub], width=0.4, label="acknowledged writes lost")
+        ax.set_xticks(list(x), labels, rotation=90, fontsize=7)
+        ax.set_yscale("symlog")
+        ax.set_title(fault, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write(run_dir: Path) -> list[dict]:
+    """Recompute everything from the raw data; returns the hypotheses' verdicts."""
+    scenarios, rows = analysis.load_run(run_dir)
+    classes = {cls.name: cls for cls in registry.classes()}
+    order = {name: i for i, name in enumerate(classes)}
+    rows.sort(key=lambda r: (r["mode"], f"{r['fault']} {r['target']}", order.get(r["strategy"], len(order))))
+    verdict = expectations.evaluate(rows, classes)
+    (run_dir / "scorecard.json").write_text(json.dumps(rows, indent=2))
+    (run_dir / "scorecard.md").write_text(markdown(rows))
+    (run_dir / "expectations.json").write_text(json.dumps(verdict, indent=2))
+    plots = run_dir / "plots"
+    plots.mkdir(exist_ok=True)
+    with (run_dir / "per_second.csv").open("w", newline="") as f:
+        writer = None
+        for scenario in scenarios:
+            raw = run_dir / "raw" / scenario["id"] / "requests.csv"
+            if not raw.exists():
+                continue
+            series = analysis.per_second(record.read(raw), scenario["start"])
+            plot_scenario(scenario, series, plots / f"{scenario['id']}.png")
+            for strategy, points in series.items():
+                for p in points:
+                    line = {"scenario": scenario["id"], "strategy": strategy, **p}
+                    if writer is None:
+                        writer = csv.DictWriter(f, fieldnames=list(line))
+                        writer.writeheader()
+                    writer.writerow(line)
+    plot_losses(rows, plots / "losses.png")
+    (run_dir / "report.html").write_text(page(run_dir, scenarios, rows, verdict))
+    return verdict
+
+
+def page(run_dir: Path, scenarios: list[dict], rows: list[dict], verdict: list[dict]) -> str:
+    e = html.escape
+    run = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+    held = sum(v["held"] for v in verdict)
+    table = "<tr>" + "".join(f"<th>{e(h)}</th>" for _, h in COLUMNS) + "</tr>" + "".join(
+        "<tr>" + "".join(f"<td>{e(cell(r, f))}</td>" for f, _ in COLUMNS) + "</tr>" for r in rows)
+    claims = "".join(
+        f"<tr><td><b>{e(h.name)}</b></td><td>{e(h.claim)}</td>"
+        f"<td>{sum(v['held'] for v in verdict if v['hypothesis'] == h.name)} / "
+        f"{sum(1 for v in verdict if v['hypothesis'] == h.name)}</td></tr>"
+        for h in expectations.HYPOTHESES)
+    deviations = "".join(
+        f"<li class=bad>{e(v['hypothesis'])}: {e(v['strategy'])} / {e(v['mode'])} / {e(v['fault'])}: "
+        f"{e(v['detail'])}</li>" for v in verdict if not v["held"]) or "<li class=good>none</li>"
+    figures = "".join(
+        f"<h3>{e(s['mode'])}: {e(s['fault'])} {e(s['target'])}{' (interrupted)' if s.get('interrupted') else ''}"
+        f"</h3><img src='plots/{e(s['id'])}.png' alt=''>" for s in scenarios)
+    return f"""<!doctype html>
+<html lang=en><meta charset=utf-8><title>Session Lab: which strategies survive failover?</title>
+<style>
+body {{ font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; }}
+table {{ border-collapse: collapse; font-size: 12px; margin: 1em 0; }}
+td, th {{ border: 1px solid #ccc; padding: 3px 6px; text-align: right; }}
+td:first-child, th:first-child, td:nth-child(2), td:nth-child(3) {{ text-align: left; }}
+.bad {{ color: #b00; }} .good {{ color: #070; }} img {{ max-width: 100%; }}
+</style>
+<h1>Which session strategies survive failover?</h1>
+<p>{len(scenarios)} scenarios ({'quick' if run.get('quick') else 'full'} schedule {e(json.dumps(run.get('schedule', {})))}),
+{run.get('users', '?')} simulated users spread over {e(', '.join(run.get('strategies', [])))}, against
+{e(run.get('lab_url', ''))} on a {run.get('cores', '?')}-core machine. Every figure below is recomputed from
+<code>raw/*/requests.csv</code> and <code>timeline.jsonl</code> (<code>python -m loadtest.report {e(str(run_dir))}</code>).</p>
+<h2>Hypotheses: {held} of {len(verdict)} checks held</h2>
+<table><tr><th>hypothesis</th><th>claim</th><th>held</th></tr>{claims}</table>
+<p>Deviations:</p><ul>{deviations}</ul>
+<h2>Scorecard</h2>
+<p>Sessions lost: answers that said the session was unknown (401). Writes lost: acknowledged items later
+missing. Foreign: answers holding another user's data. Errors: 5xx, connection errors and timeouts.
+Error window: first to last error after the fault. Recover: fault to the last bad answer ("never" when
+bad answers went on to the end, as node-local sessions do under non-sticky routing).</p>
+<table>{table}</table>
+<h2>Sessions and writes lost</h2><img src='plots/losses.png' alt=''>
+<h2>Over time</h2>{figures}
+</html>
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    run_dir = analysis.run_dir_argument(argv, "report")
+    if run_dir is None:
+        return 2
+    verdict = write(run_dir)
+    print(f"rebuilt {run_dir}: {sum(v['held'] for v in verdict)} of {len(verdict)} checks held")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The load test, chaos and experiment runner against the real stack."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import requests
+
+from loadtest import analysis
+from tests.e2e.conftest import ROOT
+
+
+def start(lab, module, *args, **env):
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env=lab.tool_env(**env),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_quick_experiment_meets_every_expectation(lab, tmp_path):
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "loadtest.experiment", "--quick", "--out", str(out)], cwd=ROOT,
+                          env=lab.tool_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "0 deviated" in done.stdout
+
+    strategies = [s["name"] for s in lab.strategies()]
+    scenarios = json.loads((out / "scenarios.json").read_text())
+    assert {s["mode"] for s in scenarios} == {"round-robin", "sticky", "ip-hash", "least-conn"}
+    scorecard = json.loads((out / "scorecard.json").read_text())
+    assert sorted((r["mode"], r["strategy"]) for r in scorecard) == sorted(
+        (s["mode"], name) for s in scenarios for name in strategies)
+    # Every figure can be recomputed from the raw data alone.
+    _, recomputed = analysis.load_run(out)
+    key = lambda r: (r["mode"], r["strategy"])  # noqa: E731
+    assert sorted(recomputed, key=key) == sorted(scorecard, key=key)
+    # What the lab claims, seen in the numbers.
+    by = {(r["mode"], r["strategy"]): r for r in scorecard}
+    assert by[("round-robin", "memory")]["sessions_lost"] > 0
+    assert by[("sticky", "memory")]["sessions_lost_before_fault"] == 0
+    for name in ("redis", "jwt", "client"):
+        assert by[("sticky", name)]["sessions_lost"] == 0 and by[("sticky", name)]["writes_lost"] == 0
+    assert all(r["foreign"] == 0 for r in scorecard)
+    # The timeline marks every fault and its recovery; the report shows each scenario's plot.
+    events = [json.loads(line) for line in (out / "timeline.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["inject", "recovered"] * len(scenarios)
+    page = (out / "report.html").read_text()
+    for s in scenarios:
+        assert f"plots/{s['id']}.png" in page and (out / "plots" / f"{s['id']}.png").stat().st_size > 10_000
+    assert lab.mode() == "round-robin"  # the runner put the routing back
+
+
+def test_ctrl_c_restores_the_node_and_keeps_the_data(lab, tmp_path):
+    out = tmp_path / "run"
+    proc = start(lab, "loadtest.experiment", "--quick", "--modes", "sticky", "--out", str(out))
+    deadline = time.monotonic() + 60
+    for line in proc.stdout:
+        if "hold" in line or time.monotonic() > deadline:
+            break
+    assert "app2" not in lab.running(), "the fault should be in place during the hold"
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, output
+    assert "app2" in lab.running()
+    assert lab.mode() == "round-robin"
+    scenarios = json.loads((out / "scenarios.json").read_text())
+    assert scenarios[0]["interrupted"] is True
+    assert (out / "raw" / scenarios[0]["id"] / "requests.csv").stat().st_size > 1000
+    assert (out / "scorecard.md").exists()
+
+
+def test_missing_stack_is_a_clear_error(lab):
+    done = subprocess.run([sys.executable, "-m", "loadtest.experiment", "--quick"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env=lab.tool_env(COMPOSE_PROJECT_NAME="session-lab-absent"))
+    assert done.returncode == 1 and "the stack is not running" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_kill_during_a_live_demo_shows_in_locust_ui(lab):
+    """`make load-ui` then `make kill-node NODE=app2`: the UI's stats show the lost sessions."""
+    lab.switch_mode("sticky")
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", "loadtest/locustfile.py", "-H", lab.url, "--web-host", "127.0.0.1",
+         "--web-port", "18089", "--autostart", "-u", "15", "-r", "15", "--run-time", "60s"],
+        cwd=ROOT, env=lab.tool_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(6)
+        before = requests.get("http://127.0.0.1:18089/stats/requests", timeout=5).json()
+        assert before["state"] == "running" and before["total_rps"] > 0
+        assert not [e for e in before["errors"] if "session_lost" in e["error"]]
+        kill = subprocess.run(["make", "-s", "kill-node", "NODE=app2", "HOLD=3"], cwd=ROOT, env=lab.tool_env(),
+                              capture_output=True, text=True, timeout=120)
+        assert kill.returncode == 0, kill.stdout + kill.stderr
+        time.sleep(2)
+        after = requests.get("http://127.0.0.1:18089/stats/requests", timeout=5).json()
+        lost = [e for e in after["errors"] if e["name"].startswith("memory") and "session_lost" in e["error"]]
+        assert lost and sum(e["occurrences"] for e in lost) >= 1, after["errors"]
+    finally:
+        ui.send_signal(signal.SIGTERM)
+        ui.wait(timeout=30)

@@ -1,0 +1,96 @@
+"""Scorecard figures from raw records, and the hypotheses that judge them: built from synthetic records
+whose right answers are known, including runs that must deviate."""
+
+from session_lab import strategies
+from loadtest import analysis, expectations
+
+CLASSES = {cls.name: cls for cls in strategies.classes()}
+SCENARIO = {"mode": "sticky", "fault": "kill", "target": "app2", "start": 0.0, "inject": 10.0,
+            "recovered": 14.0, "end": 30.0}
+
+
+def req(t, strategy, user, outcome="ok", node="app1", status=200, lost=0, latency=10.0):
+    return {"t": t, "strategy": strategy, "user": user, "action": "read", "status": status, "outcome": outcome,
+            "lost_items": lost, "latency_ms": latency, "node": node}
+
+
+def steady(strategy, users_nodes, until=30):
+    return [req(t + 0.5, strategy, u, node=n) for t in range(until) for u, n in users_nodes.items()]
+
+
+def rows_for(records, scenario=SCENARIO):
+    return {r["strategy"]: r for r in analysis.scenario_rows(records, scenario)}
+
+
+def verdicts(records, scenario=SCENARIO):
+    return expectations.evaluate(list(rows_for(records, scenario).values()), CLASSES)
+
+
+def failed(results):
+    return {(v["hypothesis"], v["strategy"]) for v in results if not v["held"]}
+
+
+def test_sticky_memory_losing_only_the_dead_nodes_users_holds():
+    records = steady("memory", {"u1": "app1", "u2": "app2", "u3": "app3"}, until=10)
+    records += [req(10.2, "memory", "u2", "session_lost", "app1", 401)]
+    records += steady("redis", {"r1": "app2"})
+    row = rows_for(records)["memory"]
+    assert row["users_on_target"] == ["u2"] and row["users_lost"] == ["u2"] and row["sessions_lost"] == 1
+    assert failed(verdicts(records)) == set()
+
+
+def test_sticky_memory_losing_someone_else_deviates():
+    records = steady("memory", {"u1": "app1", "u2": "app2"}, until=10)
+    records += [req(10.2, "memory", "u1", "session_lost", "app3", 401)]
+    assert ("sticky-loses-only-the-dead-nodes-users", "memory") in failed(verdicts(records))
+
+
+def test_a_shared_strategy_losing_a_write_or_session_deviates():
+    records = steady("redis", {"r1": "app2"}) + [req(11, "redis", "r1", "writes_lost", lost=2)]
+    records += [req(12, "jwt", "j1", "session_lost", status=401)]
+    assert {("shared-state-survives-node-death", "redis"), ("acknowledged-writes-are-kept", "redis"),
+            ("shared-state-survives-node-death", "jwt")} <= failed(verdicts(records))
+    assert rows_for(records)["redis"]["writes_lost"] == 2
+
+
+def test_a_foreign_answer_always_deviates():
+    records = steady("none", {"n1": "app1"}) + [req(5, "none", "n1", "foreign")]
+    assert ("no-leaked-session", "none") in failed(verdicts(records))
+
+
+def test_error_window_recovery_and_percentiles():
+    records = steady("client", {"c1": "app1"})
+    records += [req(10.0, "client", "c1", "error", status=502, latency=1000.0),
+                req(11.5, "client", "c1", "error", status=502, latency=500.0)]
+    row = rows_for(records)["client"]
+    assert row["errors"] == 2 and row["error_window_s"] == 2.0  # 10.0 -> 11.5, plus the last one's 0.5 s
+    assert row["recover_s"] == 1.5
+    assert (row["p50_ms"], row["p95_ms"], row["p99_ms"]) == (10.0, 500.0, 1000.0)  # 32 records, nearest rank
+
+
+def test_bad_answers_to_the_end_mean_never_recovered():
+    records = [req(t, "memory", "m1", "session_lost", status=401) for t in range(30)]
+    row = rows_for(records, {**SCENARIO, "mode": "round-robin"})["memory"]
+    assert row["recover_s"] is None and row["sessions_lost_before_fault"] == 10
+    assert failed(verdicts(records, {**SCENARIO, "mode": "round-robin"})) == set()
+
+
+def test_store_outage_hypotheses():
+    outage = {**SCENARIO, "target": "redis"}
+    records = steady("redis", {"r1": "app1"}) + [req(11, "redis", "r1", "error", status=503)]
+    records += steady("jwt", {"j1": "app1"})
+    assert failed(verdicts(records, outage)) == set()
+    records += [req(12, "redis", "r1", "error", status=500), req(12, "jwt", "j1", "error", status=502)]
+    assert failed(verdicts(records, outage)) == {("store-outage-is-503", "redis"),
+                                                 ("store-outage-spares-the-others", "jwt")}
+
+
+def test_graceful_stop_must_show_no_errors():
+    stop = {**SCENARIO, "fault": "stop"}
+    records = steady("none", {"n1": "app2"}) + [req(10.5, "none", "n1", "error", status=502)]
+    assert ("graceful-stop-is-invisible", "none") in failed(verdicts(records, stop))
+
+
+def test_percentile_is_nearest_rank():
+    assert analysis.percentile(list(range(1, 101)), 95) == 95
+    assert analysis.percentile([], 50) is None

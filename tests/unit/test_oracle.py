@@ -1,0 +1,66 @@
+"""The session oracle's verdicts, one per way a session can go wrong."""
+
+from loadtest.oracle import ERROR, FOREIGN, OK, SESSION_LOST, WRITES_LOST, Expectation
+
+
+def cart(user, items, version=None):
+    return {"user": user, "items": items, "version": len(items) if version is None else version}
+
+
+def alice_with(*items):
+    e = Expectation("alice")
+    assert e.login(200, cart("alice", [])).outcome == OK
+    for i, item in enumerate(items):
+        assert e.add(200, cart("alice", list(items[: i + 1])), item).outcome == OK
+    return e
+
+
+def test_exact_cart_is_ok():
+    assert alice_with("a", "b").read(200, cart("alice", ["a", "b"])).outcome == OK
+
+
+def test_401_is_a_lost_session():
+    assert alice_with("a").read(401, {"error": "unauthorized", "message": "unknown session"}).outcome == SESSION_LOST
+
+
+def test_a_200_with_an_empty_cart_is_lost_writes_counted_once():
+    e = alice_with("a", "b")
+    verdict = e.read(200, cart("alice", []))
+    assert verdict.outcome == WRITES_LOST and verdict.lost_items == 2
+    assert e.read(200, cart("alice", [])).outcome == OK  # the server's cart is the truth from here on
+
+
+def test_an_acknowledging_answer_without_the_item_is_a_lost_write():
+    e = alice_with("a")
+    verdict = e.add(200, cart("alice", ["a"]), "b")
+    assert verdict.outcome == WRITES_LOST and verdict.lost_items == 1
+
+
+def test_another_users_items_or_name_are_foreign():
+    assert alice_with("a").read(200, cart("alice", ["a", "mallory-1"])).outcome == FOREIGN
+    assert alice_with("a").read(200, cart("bob", ["a"])).outcome == FOREIGN
+    assert Expectation("alice").login(200, cart("alice", ["left-over"])).outcome == FOREIGN
+
+
+def test_an_add_that_errored_may_or_may_not_have_landed():
+    e = alice_with("a")
+    assert e.add(504, {"error": "gateway_timeout"}, "b").outcome == ERROR
+    assert e.read(200, cart("alice", ["a", "b"])).outcome == OK  # it landed after all: no leak
+    e2 = alice_with("a")
+    e2.add(0, None, "b")
+    assert e2.read(200, cart("alice", ["a"])).outcome == OK  # it never landed: nothing acknowledged was lost
+
+
+def test_errors():
+    e = alice_with("a")
+    assert e.read(503, {"error": "store_unavailable"}).outcome == ERROR
+    assert e.read(0, None).outcome == ERROR
+    assert e.read(200, None).outcome == ERROR  # a 200 without a JSON cart
+
+
+def test_stateless_baseline():
+    e = Expectation("alice", keeps_state=False)
+    assert e.login(200, cart("alice", [])).outcome == OK
+    assert e.add(200, cart(None, ["x"]), "x").outcome == OK
+    assert e.read(200, cart(None, [])).outcome == OK
+    assert e.read(200, cart(None, ["x"])).outcome == FOREIGN
