@@ -68,7 +68,9 @@ class SessionUser(FastHttpUser):
         self.seq += 1
         item = f"{self.name}-{self.seq}"
         expect = self.expect
-        self._call("add", "POST", "cart", {"item": item}, lambda status, body: expect.add(status, body, item))
+        # The key makes the add safe for nginx to replay on another node (see loadbalancer/nginx.conf).
+        self._call("add", "POST", "cart", {"item": item}, lambda status, body: expect.add(status, body, item),
+                   idempotency_key=item)
 
     @task(3)
     def read(self):
@@ -82,8 +84,9 @@ class SessionUser(FastHttpUser):
         verdict = self._call("login", "POST", "login", {"user": self.name}, expect.login)
         self.expect = expect if verdict.outcome == OK else None
 
-    def _call(self, action: str, method: str, path: str, payload: dict | None, judge) -> Verdict:
-        headers = {}
+    def _call(self, action: str, method: str, path: str, payload: dict | None, judge,
+              idempotency_key: str | None = None) -> Verdict:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         if self.client_state:

@@ -6,7 +6,8 @@ remembers each item the server acknowledged, and every answer is one of:
 - ok:            the cart is exactly what the user expects
 - session_lost:  the server no longer knows the session (the user must log in again)
 - writes_lost:   the session exists but acknowledged items are missing (rolled back)
-- foreign:       the cart holds items this user never added, or another user's name (a leak: must be 0)
+- foreign:       the cart holds items this user never added (another user's, or a second copy of one
+                 add), or another user's name: a leak, must be 0
 - error:         5xx, connection error, timeout, or any other answer the load test never provokes
 """
 
@@ -65,6 +66,8 @@ class Expectation:
         strangers = [i for i in items if i not in known]
         if strangers:
             return Verdict(FOREIGN, detail=f"items never added by this user: {strangers[:3]!r}")
+        if len(set(items)) != len(items):  # one add applied twice: the second copy was never added
+            return Verdict(FOREIGN, detail="an item appears twice")
         present = set(items)
         missing = [i for i in self.acked if i not in present]
         if item is not None and item not in present:

@@ -31,6 +31,34 @@ COLUMNS = [  # (scorecard field, heading)
 ]
 
 
+# Why each fault looks the way it does: read off the plots and the balancer's config, kept beside the
+# numbers so a reader need not guess. Keyed by fault.
+WHY = {
+    "kill": "SIGKILL ends app2 mid-request. nginx replays what it had sent there on another node, POSTs "
+            "included: an add carries an Idempotency-Key and a jwt/client request its old state, so a replay "
+            "never applies an add twice. The dead node's address stops answering, so nginx's 1 s connect "
+            "timeout shows as a latency spike until it marks the node down (max_fails=1, fail_timeout=5s). "
+            "Node-local (memory) sessions on app2 are gone: under sticky routing exactly those users log in "
+            "again elsewhere; under ip-hash every user sits on the one node the Docker bridge's address hashes "
+            "to, so a kill costs nothing or everything.",
+    "stop": "SIGTERM lets gunicorn finish in-flight requests (graceful_timeout 10 s, stop_grace_period 15 s). "
+            "It also closes idle keepalive connections, and a request nginx sends on one at that instant is "
+            "replayed on another node, so no request fails; memory sessions on app2 are still lost, because "
+            "they lived in the stopped process.",
+    "pause": "A frozen node still accepts TCP connections but never answers: requests sent to it wait "
+             "proxy_read_timeout (5 s) and are then replayed elsewhere, within the 6 s retry budget, or fail "
+             "with a 504 when it runs out. When the node thaws it applies its stale copies: a replayed add "
+             "is a no-op thanks to its Idempotency-Key, and nobody waits for the answers.",
+    "disconnect": "Cut off from the lab network, the node cannot be reached at all: connections time out after "
+                  "1 s and nginx replays the requests elsewhere; a request already sent when the cut happened "
+                  "waits the 5 s read timeout first.",
+}
+STORE_WHY = ("With its store down, a strategy answers 503 after Redis' 0.5 s connect timeout, and the others "
+             "carry on. Redis keeps no data by default (no RDB, no AOF), so when it comes back every redis "
+             "session is gone and its users log in again (sessions lost after recovery); REDIS_AOF=yes keeps "
+             "them, minus up to a second of writes (appendfsync everysec).")
+
+
 def cell(row: dict, field: str) -> str:
     value = row[field]
     if field == "fault":
@@ -73,20 +101,37 @@ def plot_scenario(scenario: dict, series: dict[str, list[dict]], path: Path) -> 
     plt.close(fig)
 
 
-def plot_losses(rows: list[dict], path: Path) -> None:
+def plot_losses(rows: list[dict], path: Path, strategy_order: list[str]) -> None:
+    """Per fault: sessions lost (top) and acknowledged writes lost (bottom), grouped by strategy, one bar
+    per routing mode, each labelled with its count."""
     faults = sorted({f"{r['fault']} {r['target']}" for r in rows})
-    fig, axes = plt.subplots(1, len(faults), figsize=(max(6, 5 * len(faults)), 4), squeeze=False)
-    for ax, fault in zip(axes[0], faults):
-        sub = [r for r in rows if f"{r['fault']} {r['target']}" == fault]
-        labels = [f"{r['strategy']}\n{r['mode']}" for r in sub]
-        x = range(len(sub))
-        ax.bar([i - 0.2 for i in x], [r["sessions_lost"] for r in sub], width=0.4, label="sessions lost")
-        ax.bar([i + 0.2 for i in x], [r["writes_lost"] for r in sub], width=0.4, label="acknowledged writes lost")
-        ax.set_xticks(list(x), labels, rotation=90, fontsize=7)
-        ax.set_yscale("symlog")
-        ax.set_title(fault, fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    modes = sorted({r["mode"] for r in rows})
+    strategies = [n for n in strategy_order if any(r["strategy"] == n for r in rows)]
+    fig, axes = plt.subplots(2, len(faults), figsize=(max(7, 5.5 * len(faults)), 6), squeeze=False)
+    width = 0.8 / len(modes)
+    for col, fault in enumerate(faults):
+        cells = {(r["strategy"], r["mode"]): r for r in rows if f"{r['fault']} {r['target']}" == fault}
+        for row_index, (field, label) in enumerate([("sessions_lost", "sessions lost"),
+                                                    ("writes_lost", "acknowledged writes lost")]):
+            ax = axes[row_index][col]
+            top = 0
+            for m, mode in enumerate(modes):
+                xs = [i + (m - (len(modes) - 1) / 2) * width for i in range(len(strategies))]
+                values = [cells[(n, mode)][field] if (n, mode) in cells else 0 for n in strategies]
+                bars = ax.bar(xs, values, width=width, label=mode)
+                ax.bar_label(bars, labels=[str(v) if v else "" for v in values], fontsize=7)
+                top = max(top, *values)
+            ax.set_xticks(range(len(strategies)), strategies)
+            ax.set_yscale("symlog")
+            ax.set_ylim(0, max(2, top * 3))
+            if top == 0:
+                ax.text(0.5, 0.5, f"no {label} in any routing mode", transform=ax.transAxes, ha="center",
+                        color="tab:green")
+            ax.set_ylabel(label, fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
+            if row_index == 0:
+                ax.set_title(fault, fontsize=10)
+    axes[0][0].legend(title="routing", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -119,7 +164,7 @@ def write(run_dir: Path) -> list[dict]:
                         writer = csv.DictWriter(f, fieldnames=list(line))
                         writer.writeheader()
                     writer.writerow(line)
-    plot_losses(rows, plots / "losses.png")
+    plot_losses(rows, plots / "losses.png", list(classes))
     (run_dir / "report.html").write_text(page(run_dir, scenarios, rows, verdict))
     return verdict
 
@@ -141,6 +186,10 @@ def page(run_dir: Path, scenarios: list[dict], rows: list[dict], verdict: list[d
     figures = "".join(
         f"<h3>{e(s['mode'])}: {e(s['fault'])} {e(s['target'])}{' (interrupted)' if s.get('interrupted') else ''}"
         f"</h3><img src='plots/{e(s['id'])}.png' alt=''>" for s in scenarios)
+    faults = {(s["fault"], s["target"]) for s in scenarios}
+    notes = "".join(
+        f"<li><b>{e(fault)} {e(target)}</b>: {e(STORE_WHY if not target.startswith('app') else WHY.get(fault, ''))}</li>"
+        for fault, target in sorted(faults))
     return f"""<!doctype html>
 <html lang=en><meta charset=utf-8><title>Session Lab: which strategies survive failover?</title>
 <style>
@@ -164,6 +213,7 @@ missing. Foreign: answers holding another user's data. Errors: 5xx, connection e
 Error window: first to last error after the fault. Recover: fault to the last bad answer ("never" when
 bad answers went on to the end, as node-local sessions do under non-sticky routing).</p>
 <table>{table}</table>
+<h2>Why the numbers look like this</h2><ul>{notes}</ul>
 <h2>Sessions and writes lost</h2><img src='plots/losses.png' alt=''>
 <h2>Over time</h2>{figures}
 </html>

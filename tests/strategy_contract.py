@@ -98,3 +98,28 @@ CONTRACT = [
     login_always_starts_a_fresh_session,
     logout_ends_the_session_for_the_client,
 ]
+
+
+def a_replayed_add_is_applied_once(c, clock, settings):
+    """What nginx does when a node fails after an add was sent: the same request, again."""
+    alice = c()
+    alice.login("alice")
+    first = alice.send("POST", "/api/" + alice.strategy + "/cart", json={"item": "apple"},
+                       headers={**credentials(alice), "Idempotency-Key": "add-1"})
+    again = alice.send("POST", "/api/" + alice.strategy + "/cart", json={"item": "apple"},
+                       headers={**credentials(alice), "Idempotency-Key": "add-1"})
+    assert first.status == again.status == 200
+    assert again.body["items"] == ["apple"]
+
+
+def credentials(client) -> dict:
+    """The headers a replayed request would carry: the same (old) credential."""
+    headers = {}
+    if client.token:
+        headers["Authorization"] = f"Bearer {client.token}"
+    if client.client_state:
+        headers["X-Client-Session"] = client.client_state
+    return headers
+
+
+CONTRACT.append(a_replayed_add_is_applied_once)

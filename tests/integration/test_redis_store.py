@@ -118,3 +118,27 @@ def test_redis_dying_mid_session_gives_503_then_401_after_it_returns_empty(sessi
 def test_readiness_reports_redis(app):
     ready = app.test_client().get("/readyz")
     assert ready.status_code == 200 and ready.get_json()["checks"] == {"redis": "ok"}
+
+
+def test_idempotency_keys_live_and_die_with_the_session(session_client, store, settings):
+    alice = session_client("redis")
+    alice.login("alice")
+    sid = sid_of(alice)
+    for _ in range(2):
+        reply = alice.send("POST", "/api/redis/cart", json={"item": "apple"}, headers={"Idempotency-Key": "k1"})
+        assert reply.body["items"] == ["apple"] and reply.body["version"] == 1
+    keys = f"sl:{{{sid}}}:keys"
+    assert store.smembers(keys) == {"k1"} and 0 < store.pttl(keys) <= settings.idle_timeout * 1000
+    alice.logout()
+    assert not store.exists(keys)
+
+
+def test_a_refused_add_does_not_burn_its_key(session_client, settings):
+    alice = session_client("redis")
+    alice.login("alice")
+    for i in range(settings.max_cart_items):
+        alice.add(f"item-{i}")
+    full = alice.send("POST", "/api/redis/cart", json={"item": "late"}, headers={"Idempotency-Key": "late"})
+    assert full.status == 409
+    assert alice.send("POST", "/api/redis/cart", json={"item": "late"},
+                      headers={"Idempotency-Key": "late"}).status == 409  # refused again, not "already applied"

@@ -74,3 +74,12 @@ def test_rejected_add_loses_nothing(session_client, strategy):
     assert c.add("").status == 400
     assert c.add("x" * 500).status == 413
     assert c.cart().body["items"] == ["apple"]
+
+
+@pytest.mark.parametrize("key", ["", " padded ", "k" * 65, "tab\tinside"])
+def test_bad_idempotency_key(session_client, key):
+    c = session_client("jwt")
+    c.login("alice")
+    reply = c.send("POST", "/api/jwt/cart", json={"item": "apple"},
+                   headers={"Authorization": f"Bearer {c.token}", "Idempotency-Key": key})
+    assert reply.status == 400 and reply.body["error"] == "invalid_idempotency_key"

@@ -64,3 +64,7 @@ def test_stateless_baseline():
     assert e.add(200, cart(None, ["x"]), "x").outcome == OK
     assert e.read(200, cart(None, [])).outcome == OK
     assert e.read(200, cart(None, ["x"])).outcome == FOREIGN
+
+
+def test_one_add_applied_twice_is_foreign():
+    assert alice_with("a").read(200, cart("alice", ["a", "a"])).outcome == FOREIGN

@@ -9,6 +9,9 @@ from .strategies import Session, Strategy
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 64
+
 
 def strategies() -> dict[str, Strategy]:
     return current_app.extensions["session_lab.strategies"]
@@ -46,6 +49,17 @@ def _text_field(field: str, limit: int) -> str:
     return value
 
 
+def _idempotency_key() -> str | None:
+    """Optional. With it, nginx may safely replay an add on another node: the same key is applied once."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable() or key != key.strip():
+        raise ApiError(f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_KEY_LENGTH} printable characters",
+                       code="invalid_idempotency_key")
+    return key
+
+
 def _state(strategy: Strategy, session: Session, status: int = 200) -> Response:
     body = {**session.as_dict(), "strategy": strategy.name, "node": current_app.config["NODE_NAME"]}
     response = current_app.response_class(status=status, mimetype="application/json")
@@ -79,8 +93,9 @@ def read_cart(name: str):
 def add_to_cart(name: str):
     strategy = _strategy(name)
     item = _text_field("item", current_app.config["SETTINGS"].max_item_length)
+    key = _idempotency_key()
     session = strategy.current(request)
-    return _state(strategy, strategy.add_item(session, item))
+    return _state(strategy, strategy.add_item(session, item, key))
 
 
 @bp.post("/<name>/logout")

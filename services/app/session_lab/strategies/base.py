@@ -55,8 +55,13 @@ class Strategy(ABC):
         """The request's session; raises Unauthorized when there is no valid one."""
 
     @abstractmethod
-    def add_item(self, session: Session, item: str) -> Session:
-        """Append one item; returns the updated session. Raises CartFull at the limit."""
+    def add_item(self, session: Session, item: str, key: str | None = None) -> Session:
+        """Append one item; returns the updated session. Raises CartFull at the limit.
+
+        `key` is the request's Idempotency-Key: an add repeated with the same key changes nothing (nginx
+        may replay a POST on another node when the first one failed). A strategy storing state on the
+        server remembers the keys it applied; a stateless one is idempotent already, because a replayed
+        request carries the same old state."""
 
     @abstractmethod
     def end(self, request: Request) -> None:

@@ -65,7 +65,7 @@ class ClientState(Strategy):
             raise Unauthorized("client session expired")
         return session
 
-    def add_item(self, session: Session, item: str) -> Session:
+    def add_item(self, session: Session, item: str, key: str | None = None) -> Session:
         if len(session.items) >= self.settings.max_cart_items:
             raise CartFull(f"the cart already holds {self.settings.max_cart_items} items")
         session.items.append(item)

@@ -72,7 +72,7 @@ class JwtToken(Strategy):
         if min(iat, nbf) > now + leeway:
             raise Unauthorized("invalid token: issued in the future")
 
-    def add_item(self, session: Session, item: str) -> Session:
+    def add_item(self, session: Session, item: str, key: str | None = None) -> Session:
         if len(session.items) >= self.settings.max_cart_items:
             raise CartFull(f"the cart already holds {self.settings.max_cart_items} items")
         session.items.append(item)

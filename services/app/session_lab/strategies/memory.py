@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Request, Response
 
@@ -23,6 +23,7 @@ SWEEP_EVERY = 10.0  # seconds between scans for expired sessions
 class _Entry:
     session: Session
     expires_at: float
+    keys: set[str] = field(default_factory=set)  # idempotency keys of the adds applied
 
 
 class MemoryStore(Strategy):
@@ -61,16 +62,20 @@ class MemoryStore(Strategy):
             self._entries.move_to_end(sid)
             return self._copy(entry.session)
 
-    def add_item(self, session: Session, item: str) -> Session:
+    def add_item(self, session: Session, item: str, key: str | None = None) -> Session:
         with self._lock:
             entry = self._entries.get(session.sid)
             if entry is None:
                 raise Unauthorized("session ended while the request was running")
             stored = entry.session
+            if key is not None and key in entry.keys:
+                return self._copy(stored)  # a replay of an add already applied
             if len(stored.items) >= self.settings.max_cart_items:
                 raise CartFull(f"the cart already holds {self.settings.max_cart_items} items")
             stored.items.append(item)
             stored.version += 1
+            if key is not None:
+                entry.keys.add(key)
             return self._copy(stored)
 
     def end(self, request: Request) -> None:

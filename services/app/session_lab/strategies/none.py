@@ -20,7 +20,7 @@ class NoSession(Strategy):
     def current(self, request: Request) -> Session:
         return Session(user=None, created_at=self.clock())
 
-    def add_item(self, session: Session, item: str) -> Session:
+    def add_item(self, session: Session, item: str, key: str | None = None) -> Session:
         # Echo the one item: the request did its work, but nothing carries over to the next one.
         session.items.append(item)
         session.version += 1

@@ -20,27 +20,40 @@ COOKIE = "sl_redis"
 # Shared by both scripts: the session must exist, be inside its absolute lifetime and have been used
 # within the idle timeout (checked against the app's clock too, not only by Redis' TTL, so every strategy
 # expires by the same rule); then its TTL is refreshed, capped by the absolute lifetime.
-# KEYS: meta, items. ARGV: now_ms, idle_ms, absolute_ms.
+# KEYS: meta, items, keys. ARGV: now_ms, idle_ms, absolute_ms.
 _TOUCH = """
 local times = redis.call('HMGET', KEYS[1], 'created', 'seen')
 local created, seen = tonumber(times[1]), tonumber(times[2])
 if not created then return {0} end
 local now, idle, absolute = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local left = created + absolute - now
-if left <= 0 or now - (seen or created) >= idle then redis.call('DEL', KEYS[1], KEYS[2]); return {-1} end
+if left <= 0 or now - (seen or created) >= idle then redis.call('DEL', unpack(KEYS)); return {-1} end
 local ttl = math.min(idle, left)
 redis.call('HSET', KEYS[1], 'seen', now)
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
+redis.call('PEXPIRE', KEYS[3], ttl)
 """
 _READ = _TOUCH + """
 return {1, redis.call('HMGET', KEYS[1], 'user', 'created', 'version'), redis.call('LRANGE', KEYS[2], 0, -1)}
 """
-# ARGV[4]: the item, ARGV[5]: the cart limit. Status 2 means "cart full, nothing added".
+# ARGV[4]: the item, ARGV[5]: the cart limit, ARGV[6]: the idempotency key ("" for none). KEYS[3] holds
+# the keys already applied, so a replayed add returns the state without adding again.
+# Status 2 means "cart full, nothing added".
 _ADD = _TOUCH + """
-if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[5]) then return {2} end
+local ttl = redis.call('PTTL', KEYS[1])
+if ARGV[6] ~= '' then
+  if redis.call('SADD', KEYS[3], ARGV[6]) == 0 then
+    return {1, redis.call('HMGET', KEYS[1], 'user', 'created', 'version'), redis.call('LRANGE', KEYS[2], 0, -1)}
+  end
+  redis.call('PEXPIRE', KEYS[3], ttl)
+end
+if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[5]) then
+  if ARGV[6] ~= '' then redis.call('SREM', KEYS[3], ARGV[6]) end
+  return {2}
+end
 redis.call('RPUSH', KEYS[2], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], redis.call('PTTL', KEYS[1]))
+redis.call('PEXPIRE', KEYS[2], ttl)
 redis.call('HINCRBY', KEYS[1], 'version', 1)
 return {1, redis.call('HMGET', KEYS[1], 'user', 'created', 'version'), redis.call('LRANGE', KEYS[2], 0, -1)}
 """
@@ -48,7 +61,8 @@ _MISSING, _EXPIRED, _OK, _FULL = 0, -1, 1, 2
 
 
 def _keys(sid: str) -> list[str]:
-    return [f"sl:{{{sid}}}:meta", f"sl:{{{sid}}}:items"]
+    """meta (hash), items (list), applied idempotency keys (set): one hash tag, one cluster slot."""
+    return [f"sl:{{{sid}}}:meta", f"sl:{{{sid}}}:items", f"sl:{{{sid}}}:keys"]
 
 
 class RedisStore(Strategy):
@@ -74,7 +88,7 @@ class RedisStore(Strategy):
     def login(self, user: str) -> Session:
         now = self.clock()
         session = Session(user=user, created_at=now, sid=new_session_id())
-        meta, _ = _keys(session.sid)
+        meta = _keys(session.sid)[0]
         with store_errors():
             pipe = self.redis.pipeline(transaction=True)
             pipe.hset(meta, mapping={"user": user, "created": int(now * 1000), "seen": int(now * 1000), "version": 0})
@@ -88,10 +102,10 @@ class RedisStore(Strategy):
             reply = self._read(keys=_keys(sid), args=self._clock_args())
         return self._session(sid, reply)
 
-    def add_item(self, session: Session, item: str) -> Session:
+    def add_item(self, session: Session, item: str, key: str | None = None) -> Session:
         with store_errors():
             reply = self._add(
-                keys=_keys(session.sid), args=[*self._clock_args(), item, self.settings.max_cart_items]
+                keys=_keys(session.sid), args=[*self._clock_args(), item, self.settings.max_cart_items, key or ""]
             )
         if reply[0] == _FULL:
             raise CartFull(f"the cart already holds {self.settings.max_cart_items} items")
