@@ -139,7 +139,11 @@ def plot_losses(rows: list[dict], path: Path, strategy_order: list[str]) -> None
 
 def write(run_dir: Path) -> list[dict]:
     """Recompute everything from the raw data; returns the hypotheses' verdicts."""
-    scenarios, rows = analysis.load_run(run_dir)
+    scenarios = json.loads((run_dir / "scenarios.json").read_text())
+    raw_by_scenario = {s["id"]: record.read(run_dir / "raw" / s["id"] / "requests.csv") for s in scenarios
+                       if (run_dir / "raw" / s["id"] / "requests.csv").exists()}
+    rows = [row for s in scenarios if s["id"] in raw_by_scenario
+            for row in analysis.scenario_rows(raw_by_scenario[s["id"]], s)]
     classes = {cls.name: cls for cls in registry.classes()}
     order = {name: i for i, name in enumerate(classes)}
     rows.sort(key=lambda r: (r["mode"], f"{r['fault']} {r['target']}", order.get(r["strategy"], len(order))))
@@ -152,10 +156,9 @@ def write(run_dir: Path) -> list[dict]:
     with (run_dir / "per_second.csv").open("w", newline="") as f:
         writer = None
         for scenario in scenarios:
-            raw = run_dir / "raw" / scenario["id"] / "requests.csv"
-            if not raw.exists():
+            if scenario["id"] not in raw_by_scenario:
                 continue
-            series = analysis.per_second(record.read(raw), scenario["start"])
+            series = analysis.per_second(raw_by_scenario[scenario["id"]], scenario["start"])
             plot_scenario(scenario, series, plots / f"{scenario['id']}.png")
             for strategy, points in series.items():
                 for p in points:

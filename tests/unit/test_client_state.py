@@ -82,3 +82,16 @@ def test_replaying_an_older_state_is_possible_but_visible_in_the_version(alice):
     alice.client_state = old_state
     replayed = alice.cart()
     assert replayed.body["items"] == ["apple"] and replayed.body["version"] == old_version
+
+
+def test_the_size_check_predicts_the_sealed_size_exactly(settings):
+    """The 413 is decided before encrypting, from the plaintext's length; it must match the real blob."""
+    from session_lab.strategies.base import Session
+    from session_lab.strategies.client_state import ClientState
+
+    strategy = ClientState(settings)
+    for n in range(40):
+        session = Session("u", ["x" * n] * 3, 0.0, "sid", 1)
+        blob = strategy.encode(session)
+        plain = strategy._plaintext(session)
+        assert len(blob) == len("v1.") + ((12 + len(plain) + 16) * 4 + 2) // 3

@@ -25,6 +25,7 @@ HEADER = "X-Client-Session"
 PREFIX = "v1."  # format version, so a future format can be told apart
 AAD = b"session-lab/client-session/v1"  # binds the ciphertext to this purpose
 NONCE_BYTES = 12  # AES-GCM's standard nonce; random nonces are safe far beyond this app's volumes
+TAG_BYTES = 16  # AES-GCM's authentication tag, appended to the ciphertext
 # RFC 6265 §6.1 asks browsers to keep cookies of at least 4096 bytes, name and value included; leave
 # room for the attributes some browsers count as well.
 COOKIE_LIMIT = 4096
@@ -70,7 +71,7 @@ class ClientState(Strategy):
             raise CartFull(f"the cart already holds {self.settings.max_cart_items} items")
         session.items.append(item)
         session.version += 1
-        self.encode(session)  # refuse now, before anything is acknowledged, if it no longer fits
+        self._check_size(self._plaintext(session))  # refuse now, before anything is acknowledged
         return session
 
     def end(self, request: Request) -> None:
@@ -86,6 +87,13 @@ class ClientState(Strategy):
         self.delete_cookie(response, COOKIE)
 
     def encode(self, session: Session) -> str:
+        plain = self._plaintext(session)
+        self._check_size(plain)
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self._aead.encrypt(nonce, plain, AAD)
+        return PREFIX + base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
+
+    def _plaintext(self, session: Session) -> bytes:
         state = {
             "u": session.user,
             "i": session.items,
@@ -94,15 +102,18 @@ class ClientState(Strategy):
             "s": session.sid,
             "v": session.version,
         }
-        nonce = os.urandom(NONCE_BYTES)
-        sealed = self._aead.encrypt(nonce, json.dumps(state, separators=(",", ":")).encode(), AAD)
-        blob = PREFIX + base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
-        if len(blob) > MAX_STATE_CHARS:
+        return json.dumps(state, separators=(",", ":")).encode()
+
+    @staticmethod
+    def _check_size(plain: bytes) -> None:
+        """The sealed size follows from the plaintext's: nonce + ciphertext + 16-byte tag, base64 unpadded."""
+        sealed = NONCE_BYTES + len(plain) + TAG_BYTES
+        size = len(PREFIX) + (sealed * 4 + 2) // 3
+        if size > MAX_STATE_CHARS:
             raise StateTooLarge(
-                f"the session state would be {len(blob)} bytes, over the {MAX_STATE_CHARS}-byte cookie budget; "
+                f"the session state would be {size} bytes, over the {MAX_STATE_CHARS}-byte cookie budget; "
                 "nothing was changed"
             )
-        return blob
 
     def decode(self, blob: str) -> dict:
         if not blob.startswith(PREFIX) or len(blob) > COOKIE_LIMIT * 2:
