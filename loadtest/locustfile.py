@@ -28,7 +28,7 @@ from locust import FastHttpUser, constant_pacing, events, task
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "services" / "app")]
 
-from loadtest.oracle import FOREIGN, OK, OUTCOMES, SESSION_LOST, Expectation, Verdict  # noqa: E402
+from loadtest.oracle import ERROR, FOREIGN, OK, OUTCOMES, SESSION_LOST, Expectation, Verdict  # noqa: E402
 from loadtest.record import Recorder  # noqa: E402
 from session_lab import strategies as registry  # noqa: E402
 
@@ -100,12 +100,14 @@ class SessionUser(FastHttpUser):
                 body = None
             status = r.status_code or 0
             verdict = judge(status, body)
-            if verdict.outcome == OK:
-                r.success()
+            if status == 200 and isinstance(body, dict):
+                # Whatever the verdict, the latest state the server handed back is what the user holds now.
                 self.token = body.get("token", self.token)
                 self.client_state = body.get("client_session", self.client_state)
+            if verdict.outcome == OK:
+                r.success()
             else:
-                r.failure(verdict.outcome if verdict.outcome != "error" else f"error: {verdict.detail}")
+                r.failure(verdict.outcome if verdict.outcome != ERROR else f"error: {verdict.detail}")
         if verdict.outcome == SESSION_LOST:
             self.expect = None
         node = (r.headers or {}).get("X-Served-By", "") if status else ""
