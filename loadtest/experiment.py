@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from loadtest import analysis, record, report
+from loadtest import analysis, chaos, record, report
 from loadtest.chaos import FAULTS, Fault, Timeline, wait_healthy
 from loadtest.compose import LAB_URL, ROOT, SERVICES, LabError, current_mode, require_stack, switch_mode
 
@@ -111,26 +111,20 @@ def run_scenario(run_dir: Path, mode: str, fault: Fault, schedule: Schedule, arg
     with (raw / "locust.log").open("w") as log:
         locust = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     scenario["start"] = time.time()
-    injected = recovered = False
+    mark = len(timeline.events)
     try:
         progress.wait(schedule.warmup, f"{mode}: {args.users} users, warm-up")
-        started = time.time()
         progress.say(f"{mode}: {fault.fault} {fault.target}")
-        fault.inject()
-        injected = True
-        scenario["inject"] = timeline.log("inject", fault, started)["t"]
-        progress.wait(schedule.hold, f"{mode}: hold")
-        started = time.time()
-        fault.recover()
-        recovered = True
-        scenario["recovered"] = timeline.log("recovered", fault, started)["t"] + timeline.events[-1]["seconds"]
+        # Inject, hold, recover: the chaos script's own sequence, which recovers even when interrupted.
+        chaos.run(fault, schedule.hold, timeline, sleep=lambda seconds: progress.wait(seconds, f"{mode}: hold"))
         progress.wait(schedule.cooldown, f"{mode}: recovered in {timeline.events[-1]['seconds']:.1f} s, cool-down")
         scenario["interrupted"] = False
     finally:
-        if injected and not recovered:
-            started = time.time()
-            fault.recover()
-            timeline.log("recovered", fault, started, detail="after an interruption")
+        for event in timeline.events[mark:]:
+            if event["event"] == "inject":
+                scenario["inject"] = event["t"]
+            elif event["event"] == "recovered":
+                scenario["recovered"] = event["t"] + event["seconds"]
         scenario["end"] = time.time()
         scenario.setdefault("inject", scenario["end"])
         scenario.setdefault("recovered", scenario["end"])
