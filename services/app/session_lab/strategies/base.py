@@ -16,7 +16,7 @@ from typing import Callable, ClassVar
 from flask import Request, Response
 
 from ..config import Settings
-from ..errors import Unauthorized
+from ..errors import CartFull, Unauthorized
 
 
 @dataclass
@@ -109,6 +109,11 @@ class Strategy(ABC):
             samesite="Lax",
             secure=self.settings.cookie_secure,
         )
+
+    def refuse_if_full(self, items: list[str]) -> None:
+        """CartFull (409) when the cart already holds MAX_CART_ITEMS; checked before anything changes."""
+        if len(items) >= self.settings.max_cart_items:
+            raise CartFull(f"the cart already holds {self.settings.max_cart_items} items")
 
     def session_id_from_cookie(self, request: Request, cookie: str) -> str:
         """The session id a server-side strategy keeps in `cookie`; 401 when it is missing or malformed."""

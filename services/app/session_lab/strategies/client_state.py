@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import Request, Response
 
-from ..errors import CartFull, StateTooLarge, Unauthorized
+from ..errors import StateTooLarge, Unauthorized
 from .base import Session, Strategy, new_session_id
 
 COOKIE = "sl_client"
@@ -67,8 +67,7 @@ class ClientState(Strategy):
         return session
 
     def add_item(self, session: Session, item: str, key: str | None = None) -> Session:
-        if len(session.items) >= self.settings.max_cart_items:
-            raise CartFull(f"the cart already holds {self.settings.max_cart_items} items")
+        self.refuse_if_full(session.items)
         session.items.append(item)
         session.version += 1
         self._check_size(self._plaintext(session))  # refuse now, before anything is acknowledged

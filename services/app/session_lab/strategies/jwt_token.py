@@ -9,7 +9,7 @@ from __future__ import annotations
 import jwt
 from flask import Request, Response
 
-from ..errors import CartFull, Unauthorized
+from ..errors import Unauthorized
 from .base import Session, Strategy, new_session_id
 
 ALGORITHMS = ["HS256"]  # an allow-list: never trust the token's own `alg` header (no "none", no RS/HS mix-up)
@@ -73,8 +73,7 @@ class JwtToken(Strategy):
             raise Unauthorized("invalid token: issued in the future")
 
     def add_item(self, session: Session, item: str, key: str | None = None) -> Session:
-        if len(session.items) >= self.settings.max_cart_items:
-            raise CartFull(f"the cart already holds {self.settings.max_cart_items} items")
+        self.refuse_if_full(session.items)
         session.items.append(item)
         session.version += 1
         return session

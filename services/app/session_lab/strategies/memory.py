@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from flask import Request, Response
 
-from ..errors import CartFull, Unauthorized
+from ..errors import Unauthorized
 from .base import Session, Strategy, new_session_id
 
 COOKIE = "sl_memory"
@@ -70,8 +70,7 @@ class MemoryStore(Strategy):
             stored = entry.session
             if key is not None and key in entry.keys:
                 return self._copy(stored)  # a replay of an add already applied
-            if len(stored.items) >= self.settings.max_cart_items:
-                raise CartFull(f"the cart already holds {self.settings.max_cart_items} items")
+            self.refuse_if_full(stored.items)
             stored.items.append(item)
             stored.version += 1
             if key is not None:
