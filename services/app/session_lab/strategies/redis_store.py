@@ -34,17 +34,17 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
 redis.call('PEXPIRE', KEYS[3], ttl)
 """
-_READ = _TOUCH + """
-return {1, redis.call('HMGET', KEYS[1], 'user', 'created', 'version'), redis.call('LRANGE', KEYS[2], 0, -1)}
-"""
+# The session's state, as both scripts answer it: status 1, [user, created, version], items.
+_STATE = "return {1, redis.call('HMGET', KEYS[1], 'user', 'created', 'version'), redis.call('LRANGE', KEYS[2], 0, -1)}"
+_READ = _TOUCH + _STATE
 # ARGV[4]: the item, ARGV[5]: the cart limit, ARGV[6]: the idempotency key ("" for none). KEYS[3] holds
 # the keys already applied, so a replayed add returns the state without adding again.
 # Status 2 means "cart full, nothing added".
+# `ttl` is _TOUCH's: the keys an add may create (the key set, the list) get the session's expiry too.
 _ADD = _TOUCH + """
-local ttl = redis.call('PTTL', KEYS[1])
 if ARGV[6] ~= '' then
   if redis.call('SADD', KEYS[3], ARGV[6]) == 0 then
-    return {1, redis.call('HMGET', KEYS[1], 'user', 'created', 'version'), redis.call('LRANGE', KEYS[2], 0, -1)}
+    """ + _STATE + """
   end
   redis.call('PEXPIRE', KEYS[3], ttl)
 end
@@ -55,8 +55,7 @@ end
 redis.call('RPUSH', KEYS[2], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ttl)
 redis.call('HINCRBY', KEYS[1], 'version', 1)
-return {1, redis.call('HMGET', KEYS[1], 'user', 'created', 'version'), redis.call('LRANGE', KEYS[2], 0, -1)}
-"""
+""" + _STATE
 _MISSING, _EXPIRED, _OK, _FULL = 0, -1, 1, 2
 
 
