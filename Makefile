@@ -16,6 +16,7 @@ HOLD ?= 15
 SEED ?=
 NODE ?=
 QUICK ?=
+DURATION ?= 600
 RESULTS := results/$(shell date -u +%Y%m%dT%H%M%SZ)
 export LAB_URL
 
@@ -26,7 +27,7 @@ export PYTHON_IMAGE NGINX_IMAGE REDIS_IMAGE
 endif
 
 .PHONY: help env up down logs ps lb offline-images venv test test-unit test-integration test-e2e \
-	load load-ui chaos kill-node experiment
+	load load-ui chaos kill-node experiment soak rotate-jwt-key
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -73,6 +74,12 @@ kill-node: venv ## SIGKILL one app node, bring it back after HOLD s (0: leave it
 experiment: venv ## Every strategy x routing mode under faults; scorecard and report in results/ (QUICK=1: ~2.5 min)
 	$(VENV)/bin/python -m loadtest.experiment $(if $(QUICK),--quick)
 
+soak: venv ## Steady load on every strategy; fails when container memory or Redis keeps growing: make soak DURATION=600
+	$(VENV)/bin/python -m loadtest.soak --duration $(DURATION) --users $(USERS)
+
+rotate-jwt-key: venv ## New JWT signing key via two rolling restarts of the nodes (no session lost)
+	@$(VENV)/bin/python scripts/rotate_jwt_key.py
+
 offline-images: ## Build local stand-ins for the python, nginx and redis images (no registry needed)
 	offline-images/build.sh
 
@@ -90,7 +97,7 @@ test: venv ## Run every test: unit, integration (real Redis) and e2e (the compos
 test-unit: venv ## Unit tests only (no services)
 	$(VENV)/bin/pytest tests/unit
 
-test-integration: venv ## Integration tests (starts a throwaway redis-server)
+test-integration: venv ## Integration tests (throwaway redis-server and nginx processes on loopback)
 	$(VENV)/bin/pytest tests/integration
 
 test-e2e: venv ## End-to-end tests against a throwaway compose stack on port 18080

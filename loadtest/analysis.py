@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from loadtest import record
-from loadtest.oracle import ERROR, FOREIGN, OK, SESSION_LOST, WRITES_LOST
+from loadtest.oracle import ERROR, FOREIGN, NOT_REVOKED, OK, OUTCOMES, SESSION_LOST, WRITES_LOST
 
 SETTLED_AFTER = 3.0  # a strategy counts as recovered when its last bad answer came this long before the end
 
@@ -40,11 +40,25 @@ def scenario_rows(rows: list[dict], scenario: dict) -> list[dict]:
         errors_after = outcome(ERROR, after)
         bad_after = [r for r in after if r["outcome"] in (ERROR, SESSION_LOST, WRITES_LOST)]
         last_bad = bad_after[-1]["t"] if bad_after else None
-        # Where each user was served last before the fault: the users a node's death should cost.
+        # Where each user's live session was served last before the fault: the users a node's death should
+        # cost. A user whose session ended (logged out, then replaying the old credential) holds none.
         last_node: dict[str, str] = {}
         for r in rs:
-            if r["t"] < inject and r["outcome"] == OK and r["node"]:
+            if r["t"] >= inject or r["outcome"] != OK:
+                continue
+            if r["action"] in ("logout", "replay"):
+                last_node.pop(r["user"], None)
+            elif r["node"]:
                 last_node[r["user"]] = r["node"]
+        # A user whose first request after the fault is its logout never used the dead session again, so
+        # whether it was lost cannot show. (Answers the target still gave, in the moment before the kill took
+        # effect, do not count as after.)
+        first_after: dict[str, str] = {}
+        for r in after:
+            if r["node"] != scenario["target"]:
+                first_after.setdefault(r["user"], r["action"])
+        for user in [u for u, action in first_after.items() if action in ("logout", "replay")]:
+            last_node.pop(user, None)
         latencies = [r["latency_ms"] for r in rs]
         out.append({
             "strategy": strategy,
@@ -60,6 +74,8 @@ def scenario_rows(rows: list[dict], scenario: dict) -> list[dict]:
             "sessions_lost_after_recovery": sum(1 for r in outcome(SESSION_LOST) if r["t"] >= recovered),
             "writes_lost": sum(r["lost_items"] for r in outcome(WRITES_LOST)),
             "foreign": len(outcome(FOREIGN)),
+            "replays": sum(1 for r in rs if r["action"] == "replay"),
+            "not_revoked": len(outcome(NOT_REVOKED)),
             "p50_ms": percentile(latencies, 50),
             "p95_ms": percentile(latencies, 95),
             "p99_ms": percentile(latencies, 99),
@@ -70,6 +86,8 @@ def scenario_rows(rows: list[dict], scenario: dict) -> list[dict]:
             "users": len({r["user"] for r in rs}),
             "users_on_target": sorted(u for u, n in last_node.items() if n == scenario["target"]),
             "users_lost": sorted({r["user"] for r in outcome(SESSION_LOST, after)}),
+            "users_started_during_fault": sorted({r["user"] for r in rs if r["action"] == "login"
+                                                  and r["outcome"] == OK and inject <= r["t"] < recovered}),
         })
     return out
 
@@ -86,7 +104,7 @@ def per_second(rows: list[dict], start: float) -> dict[str, list[dict]]:
             rs = by_second.get(second, [])
             point = {"second": second, "requests": len(rs),
                      "p95_ms": percentile([r["latency_ms"] for r in rs], 95)}
-            for o in (OK, SESSION_LOST, WRITES_LOST, FOREIGN, ERROR):
+            for o in OUTCOMES:
                 point[o] = sum(1 for r in rs if r["outcome"] == o)
             points.append(point)
         series[strategy] = points

@@ -139,7 +139,7 @@ def run_scenario(run_dir: Path, mode: str, fault: Fault, schedule: Schedule, arg
 
 
 def summarize(rows: list[dict]) -> None:
-    cols = ["requests", "errors", "sessions_lost", "writes_lost", "foreign", "p95_ms"]
+    cols = ["requests", "errors", "sessions_lost", "writes_lost", "foreign", "not_revoked", "p95_ms"]
     for row in rows:
         print("      " + f"{row['strategy']:<8}" + "  ".join(f"{c}={row[c]}" for c in cols))
 

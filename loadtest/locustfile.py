@@ -3,12 +3,14 @@
     locust -f loadtest/locustfile.py -H http://127.0.0.1:8080      (or `make load` / `make load-ui`)
 
 One user class per strategy, made from the registry (no hand list). Each user logs in, adds items and reads
-its cart, and classifies every answer (see oracle.py). Semantic outcomes are Locust failures named
-`session_lost`, `writes_lost`, `foreign` and `error: ...`. Settings, from the environment:
+its cart, and classifies every answer (see oracle.py). At the end of a session it logs out and, once the
+revocation bound has passed, replays its old credential, which a revocable strategy must refuse. Semantic
+outcomes are Locust failures named `session_lost`, `writes_lost`, `foreign`, `not_revoked` and
+`error: ...`. Settings, from the environment:
 
     LOADTEST_STRATEGIES         comma-separated subset of strategies (default: all)
     LOADTEST_PACING             seconds between one user's requests (default 0.2)
-    LOADTEST_ITEMS_PER_SESSION  items before the user starts a fresh session (default 15)
+    LOADTEST_ITEMS_PER_SESSION  items before the user logs out and starts a fresh session (default 15)
     LOADTEST_RECORD             CSV path for the raw per-request records (default: none written)
 
 The process exits non-zero when any answer was `foreign`: a leaked session must never happen.
@@ -16,6 +18,7 @@ The process exits non-zero when any answer was `foreign`: a leaked session must 
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import time
@@ -28,7 +31,9 @@ from locust import FastHttpUser, constant_pacing, events, task
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "services" / "app")]
 
-from loadtest.oracle import ERROR, FOREIGN, OK, OUTCOMES, SESSION_LOST, Expectation, Verdict  # noqa: E402
+from loadtest.oracle import (  # noqa: E402
+    ERROR, FOREIGN, OK, OUTCOMES, REVOCATION_BOUND, SESSION_LOST, Expectation, Verdict,
+)
 from loadtest.record import Recorder  # noqa: E402
 from session_lab import strategies as registry  # noqa: E402
 
@@ -50,6 +55,7 @@ class SessionUser(FastHttpUser):
     abstract = True
     strategy = ""
     keeps_state = True
+    revocable = True
     wait_time = constant_pacing(PACING)
     network_timeout = 10.0
     connection_timeout = 5.0
@@ -63,8 +69,10 @@ class SessionUser(FastHttpUser):
 
     @task(2)
     def add(self):
-        if self.expect is None or len(self.expect.acked) >= ITEMS_PER_SESSION:
-            return self.login()  # a fresh session, so carts stay far below the server's limits
+        if self.expect is None:
+            return self.login()
+        if len(self.expect.acked) >= ITEMS_PER_SESSION:
+            return self.logout_and_replay()  # then a fresh session, so carts stay far below the limits
         self.seq += 1
         item = f"{self.name}-{self.seq}"
         expect = self.expect
@@ -84,6 +92,22 @@ class SessionUser(FastHttpUser):
         verdict = self._call("login", "POST", "login", {"user": self.name}, expect.login)
         self.expect = expect if verdict.outcome == OK else None
 
+    def logout_and_replay(self):
+        """End the session, wait out the revocation bound, then try the old credential once more."""
+        if not self.keeps_state:
+            return self.login()
+        held = (self.token, self.client_state, [copy.copy(c) for c in self.client.cookiejar])
+        verdict = self._call("logout", "POST", "logout", None, self.expect.logout)
+        if verdict.outcome == OK:
+            time.sleep(REVOCATION_BOUND + 0.2)  # gevent-patched: other users go on meanwhile
+            self.token, self.client_state, cookies = held
+            for cookie in cookies:  # the browser obeyed the logout; an attacker keeps the old cookie
+                self.client.cookiejar.set_cookie(cookie)
+            expect = self.expect
+            self._call("replay", "GET", "cart", None,
+                       lambda status, body: expect.replay_after_logout(status, body, self.revocable))
+        self.login()
+
     def _call(self, action: str, method: str, path: str, payload: dict | None, judge,
               idempotency_key: str | None = None) -> Verdict:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
@@ -100,7 +124,7 @@ class SessionUser(FastHttpUser):
                 body = None
             status = r.status_code or 0
             verdict = judge(status, body)
-            if status == 200 and isinstance(body, dict):
+            if status == 200 and isinstance(body, dict) and action != "replay":
                 # Whatever the verdict, the latest state the server handed back is what the user holds now.
                 self.token = body.get("token", self.token)
                 self.client_state = body.get("client_session", self.client_state)
@@ -118,7 +142,8 @@ class SessionUser(FastHttpUser):
 
 for _cls in chosen_strategies():
     _name = f"{_cls.name.title().replace('-', '').replace('_', '')}User"
-    globals()[_name] = type(_name, (SessionUser,), {"strategy": _cls.name, "keeps_state": _cls.keeps_state})
+    globals()[_name] = type(_name, (SessionUser,), {"strategy": _cls.name, "keeps_state": _cls.keeps_state,
+                                                    "revocable": _cls.revocable})
 
 
 @events.quitting.add_listener

@@ -8,6 +8,8 @@ remembers each item the server acknowledged, and every answer is one of:
 - writes_lost:   the session exists but acknowledged items are missing (rolled back)
 - foreign:       the cart holds items this user never added (another user's, or a second copy of one
                  add), or another user's name: a leak, must be 0
+- not_revoked:   a credential replayed after its logout still opened the session: a strategy that claims
+                 revocation (`revocable`) must refuse it once REVOCATION_BOUND has passed
 - error:         5xx, connection error, timeout, or any other answer the load test never provokes
 """
 
@@ -16,7 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 OK, SESSION_LOST, WRITES_LOST, FOREIGN, ERROR = "ok", "session_lost", "writes_lost", "foreign", "error"
-OUTCOMES = (OK, SESSION_LOST, WRITES_LOST, FOREIGN, ERROR)
+NOT_REVOKED = "not_revoked"
+OUTCOMES = (OK, SESSION_LOST, WRITES_LOST, FOREIGN, NOT_REVOKED, ERROR)
+REVOCATION_BOUND = 1.0  # seconds within which a logout must reach every node (the lab's claim)
 
 
 @dataclass
@@ -50,6 +54,21 @@ class Expectation:
 
     def add(self, status: int, body: dict | None, item: str) -> Verdict:
         return self._check(status, body, item)
+
+    def logout(self, status: int, body: dict | None) -> Verdict:
+        if status == 200 and isinstance(body, dict) and body.get("logged_out") is True:
+            return Verdict(OK)
+        return self._failure(status, body, None)
+
+    def replay_after_logout(self, status: int, body: dict | None, revocable: bool) -> Verdict:
+        """The credential of a session logged out REVOCATION_BOUND ago, sent again."""
+        if status == 401:
+            return Verdict(OK)  # refused: whether the strategy claims revocation or not, nothing leaked
+        if status == 200:
+            if revocable:
+                return Verdict(NOT_REVOKED, detail="a logged-out credential still opened the session")
+            return Verdict(OK)  # client-side state: the holder may replay it, as documented
+        return self._failure(status, body, None)
 
     def _check(self, status: int, body: dict | None, item: str | None) -> Verdict:
         if status != 200 or not isinstance(body, dict) or not isinstance(body.get("items"), list):

@@ -26,7 +26,7 @@ from session_lab import strategies as registry  # noqa: E402
 COLUMNS = [  # (scorecard field, heading)
     ("strategy", "strategy"), ("mode", "routing"), ("fault", "fault"), ("requests", "requests"),
     ("errors", "errors"), ("sessions_lost", "sessions lost"), ("writes_lost", "writes lost"),
-    ("foreign", "foreign"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("p99_ms", "p99 ms"),
+    ("foreign", "foreign"), ("not_revoked", "not revoked"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("p99_ms", "p99 ms"),
     ("error_window_s", "error window s"), ("recover_s", "recover s"),
 ]
 

@@ -28,7 +28,8 @@ def settings_env(**overrides: str) -> dict[str, str]:
         "REDIS_HOST": "127.0.0.1",
         "REDIS_PORT": "1",  # nothing listens there: unit tests must not need Redis
         "REDIS_PASSWORD": "unit-test-redis-password",
-        "JWT_SECRET": "unit-test-jwt-secret-that-is-long-enough-0123456789",
+        "JWT_KEYS": "unit-k1:unit-test-jwt-secret-that-is-long-enough-0123456789",
+        "JWT_REVOCATION_SYNC": "false",  # unit tests: this node's denylist only, no Redis
         "CLIENT_SESSION_KEY": base64.urlsafe_b64encode(b"k" * 32).decode().rstrip("="),
         "REDIS_CONNECT_TIMEOUT": "0.2",
         "REDIS_SOCKET_TIMEOUT": "0.2",

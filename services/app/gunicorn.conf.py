@@ -14,6 +14,14 @@ keepalive = 65
 timeout = 30
 # On SIGTERM, finish in-flight requests for up to this long; compose's stop_grace_period covers it.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "10"))
+# nginx is the gatekeeper for request sizes and answers in JSON (431 over 16k a header line): gunicorn must
+# accept everything nginx lets through, or a request nginx passed would get gunicorn's own HTML 400.
+# See session_lab/limits.py. 0 = no limit of its own for the request line (nginx bounds it at 16k).
+limit_request_line = 0
+limit_request_field_size = 32768  # > nginx's 16k per header line
+limit_request_fields = 32768  # gunicorn's maximum; nginx's 4 x 16k header block holds fewer lines
+# gunicorn 25+ opens a control socket by default; a node is managed by signals and compose, not by it.
+control_socket_disable = True
 accesslog = "-" if os.environ.get("ACCESS_LOG", "false").lower() == "true" else None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")

@@ -10,8 +10,10 @@ from tests.e2e.conftest import ROOT
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```sh\n(.*?)```", README, flags=re.S)
 # Blocks that build, stop or test the whole stack are what the fixtures already do; the load, chaos and
-# experiment targets run for minutes and have their own tests (test_experiment.py).
-RUNNABLE = [b for b in BLOCKS if not re.search(r"make (up|down|test|load|chaos|kill-node|experiment)\b", b)]
+# experiment targets run for minutes and have their own tests (test_experiment.py), and so do the key
+# rotation (test_jwt_operations.py) and the soak (test_soak.py).
+RUNNABLE = [b for b in BLOCKS
+            if not re.search(r"make (up|down|test|load|chaos|kill-node|experiment|rotate-jwt-key|soak)\b", b)]
 
 # What each example must print, found by a line the block contains.
 EXPECT = {

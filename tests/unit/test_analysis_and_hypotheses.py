@@ -94,3 +94,49 @@ def test_graceful_stop_must_show_no_errors():
 def test_percentile_is_nearest_rank():
     assert analysis.percentile(list(range(1, 101)), 95) == 95
     assert analysis.percentile([], 50) is None
+
+
+def test_a_logged_out_credential_that_still_works_deviates_for_revocable_strategies_only():
+    records = steady("jwt", {"j1": "app1"}) + steady("client", {"c1": "app1"})
+    records += [req(12, "jwt", "j1", "not_revoked"), req(12, "client", "c1", "ok")]
+    assert rows_for(records)["jwt"]["not_revoked"] == 1
+    assert ("logout-revokes-everywhere", "jwt") in failed(verdicts(records))
+    assert not any(v["strategy"] == "client" and v["hypothesis"] == "logout-revokes-everywhere"
+                   for v in verdicts(records))  # the client strategy does not claim revocation
+
+
+def test_jwt_logouts_during_an_outage_of_the_revocation_store_are_counted_not_judged():
+    outage = {**SCENARIO, "target": "redis"}
+    records = steady("jwt", {"j1": "app1"}) + [req(12, "jwt", "j1", "not_revoked")]
+    results = verdicts(records, outage)
+    assert rows_for(records, outage)["jwt"]["not_revoked"] == 1
+    assert not any(v["hypothesis"] == "logout-revokes-everywhere" for v in results)
+    assert failed(results) == set()
+
+
+def test_a_user_who_logged_out_before_the_fault_has_no_session_on_the_dead_node():
+    records = steady("memory", {"u1": "app1"}, until=10)
+    records += [req(8, "memory", "u2", node="app2"), {**req(9, "memory", "u2", node="app2"), "action": "logout"},
+                {**req(9.5, "memory", "u2", node="app2", status=401), "action": "replay"}]
+    records += [req(11, "memory", "u2", node="app1")]  # a fresh login, served elsewhere after the kill
+    row = rows_for(records)["memory"]
+    assert row["users_on_target"] == [] and row["users_lost"] == []
+    assert failed(verdicts(records)) == set()
+
+
+def test_a_user_whose_first_request_after_the_fault_is_its_logout_cannot_show_a_loss():
+    records = steady("memory", {"u1": "app1"}, until=10) + [req(9, "memory", "u2", node="app2")]
+    records += [{**req(10.1, "memory", "u2", node="app1"), "action": "logout"}]
+    assert rows_for(records)["memory"]["users_on_target"] == []
+    assert failed(verdicts(records)) == set()
+
+
+def test_under_ip_hash_a_session_started_during_the_outage_may_be_lost_when_the_node_returns():
+    ip_hash = {**SCENARIO, "mode": "ip-hash"}
+    records = steady("memory", {"u1": "app2"}, until=10)
+    records += [req(10.5, "memory", "u1", "session_lost", "app3", 401)]
+    records += [{**req(11, "memory", "u2", node="app3"), "action": "login"},
+                req(15, "memory", "u2", "session_lost", "app2", 401)]
+    assert rows_for(records, ip_hash)["memory"]["users_started_during_fault"] == ["u2"]
+    assert failed(verdicts(records, ip_hash)) == set()
+    assert ("sticky-loses-only-the-dead-nodes-users", "memory") in failed(verdicts(records))  # not under sticky

@@ -10,7 +10,7 @@ def test_defaults_are_safe(make_settings):
     assert s.redis_socket_timeout > 0 and len(s.client_session_key) == 32
 
 
-@pytest.mark.parametrize("name", ["REDIS_PASSWORD", "JWT_SECRET", "CLIENT_SESSION_KEY"])
+@pytest.mark.parametrize("name", ["REDIS_PASSWORD", "JWT_KEYS", "CLIENT_SESSION_KEY"])
 def test_missing_secret_is_named(name):
     env = settings_env()
     del env[name]
@@ -20,7 +20,26 @@ def test_missing_secret_is_named(name):
 
 def test_short_jwt_secret_refuses_to_start():
     with pytest.raises(ConfigError, match="at least 32 bytes"):
-        Settings.from_env(settings_env(JWT_SECRET="x" * 31))
+        Settings.from_env(settings_env(JWT_KEYS="k1:" + "x" * 31))
+
+
+def test_jwt_keys_list_every_key_and_the_first_signs():
+    s = Settings.from_env(settings_env(JWT_KEYS="new:" + "n" * 32 + "  old:" + "o" * 32))
+    assert s.jwt_keys == (("new", "n" * 32), ("old", "o" * 32)) and s.jwt_signing_kid == "new"
+    s = Settings.from_env(settings_env(JWT_KEYS="new:" + "n" * 32 + " old:" + "o" * 32, JWT_SIGNING_KEY_ID="old"))
+    assert s.jwt_signing_kid == "old"
+
+
+@pytest.mark.parametrize("keys, signer, message", [
+    ("no-colon-here" + "x" * 32, "", "kid:secret"),
+    ("bad/kid:" + "x" * 32, "", "kid:secret"),
+    ("a:" + "x" * 32 + " a:" + "y" * 32, "", "twice"),
+    ("   ", "", "JWT_KEYS"),
+    ("a:" + "x" * 32, "b", "not in JWT_KEYS"),
+])
+def test_bad_jwt_keys_are_refused_with_the_variable_named(keys, signer, message):
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(settings_env(JWT_KEYS=keys, JWT_SIGNING_KEY_ID=signer))
 
 
 def test_placeholder_secret_refused_outside_development():
@@ -50,4 +69,4 @@ def test_app_refuses_to_start_with_a_short_secret():
     from session_lab import create_app
 
     with pytest.raises(ConfigError):
-        create_app(Settings.from_env(settings_env(JWT_SECRET="short")))
+        create_app(Settings.from_env(settings_env(JWT_KEYS="k1:short")))

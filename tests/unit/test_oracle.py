@@ -68,3 +68,14 @@ def test_stateless_baseline():
 
 def test_one_add_applied_twice_is_foreign():
     assert alice_with("a").read(200, cart("alice", ["a", "a"])).outcome == FOREIGN
+
+
+def test_a_replayed_credential_after_logout():
+    from loadtest.oracle import NOT_REVOKED
+
+    e = Expectation("alice")
+    assert e.logout(200, {"logged_out": True}).outcome == OK
+    assert e.replay_after_logout(401, {"error": "unauthorized", "message": "revoked"}, revocable=True).outcome == OK
+    assert e.replay_after_logout(200, {"user": "alice", "items": []}, revocable=True).outcome == NOT_REVOKED
+    assert e.replay_after_logout(200, {"user": "alice", "items": []}, revocable=False).outcome == OK
+    assert e.replay_after_logout(503, {"error": "store_unavailable"}, revocable=True).outcome == ERROR

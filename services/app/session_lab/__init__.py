@@ -11,6 +11,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import api, errors, health, strategies
 from .config import Settings
+from .limits import RESPONSE_HEADERS_MAX, header_block_bytes
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024  # the largest legitimate body is a short JSON object
 
@@ -36,6 +39,14 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     def _served_by(response):
         response.headers["X-Served-By"] = settings.node_name
         response.headers.setdefault("Cache-Control", "no-store")
+        size = header_block_bytes(response.status, response.headers.items())
+        if size > RESPONSE_HEADERS_MAX:
+            # Unreachable unless a strategy breaks the credential budget: an answer this large would make
+            # nginx mark this node failed for every user (limits.py), so it never leaves the node.
+            log.error("refused to send a %d-byte header block (budget %d)", size, RESPONSE_HEADERS_MAX)
+            response = errors.error_body("response_too_large", "the answer would not fit the balancer's buffer; "
+                                         "nothing was sent (a bug: see the node's log)", 500)
+            response.headers["X-Served-By"] = settings.node_name
         return response
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from .errors import ApiError
+from .errors import ApiError, StateTooLarge
+from .limits import CREDENTIAL_MAX_BYTES
 from .strategies import Session, Strategy
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -63,7 +64,14 @@ def _idempotency_key() -> str | None:
 def _state(strategy: Strategy, session: Session, status: int = 200) -> Response:
     body = {**session.as_dict(), "strategy": strategy.name, "node": current_app.config["NODE_NAME"]}
     response = current_app.response_class(status=status, mimetype="application/json")
-    strategy.issue(session, body, response)  # may set a cookie or header, or add a token to the body
+    credential = strategy.issue(session, body, response)  # may set a cookie, or add a token to the body
+    if credential is not None and len(credential) > CREDENTIAL_MAX_BYTES:
+        # Only a credential that carries the state itself (jwt, client) can grow; such a strategy stores
+        # nothing, so refusing here leaves the client's previous credential valid and the cart unchanged.
+        raise StateTooLarge(
+            f"the {strategy.name} credential would be {len(credential)} bytes, over the {CREDENTIAL_MAX_BYTES}-byte "
+            "budget every layer accepts; nothing was changed"
+        )
     response.set_data(current_app.json.dumps(body))
     return response
 

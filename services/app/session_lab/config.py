@@ -9,12 +9,14 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from dataclasses import dataclass
 from typing import Mapping
 
 # Values that mean "nobody set this": refused outside development.
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev", "password", "replace-me"}
 MIN_JWT_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key must be at least as long as the hash (256 bits)
+KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,32}")  # a `kid` is looked up, never used as a path or a URL
 
 
 class ConfigError(ValueError):
@@ -67,6 +69,31 @@ def _secret(env: Mapping[str, str], name: str, app_env: str) -> str:
     return value
 
 
+def jwt_keys(env: Mapping[str, str], app_env: str) -> tuple[tuple[tuple[str, str], ...], str]:
+    """JWT_KEYS: `kid:secret` pairs separated by spaces, every listed key verifies; JWT_SIGNING_KEY_ID
+    names the one that signs (default: the first listed). Rotation adds a key, then moves the signer."""
+    raw = _secret(env, "JWT_KEYS", app_env)
+    keys: dict[str, str] = {}
+    for pair in raw.split():
+        kid, sep, secret = pair.partition(":")
+        if not sep or not KEY_ID.fullmatch(kid):
+            raise ConfigError(f"JWT_KEYS: {kid[:40]!r} is not `kid:secret` with a kid of 1-32 letters, digits, . _ -")
+        if kid in keys:
+            raise ConfigError(f"JWT_KEYS lists kid {kid!r} twice")
+        if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ConfigError(f"JWT_KEYS: the secret of kid {kid!r} must be at least {MIN_JWT_SECRET_BYTES} bytes, "
+                              f"got {len(secret.encode())}")
+        if secret.strip().lower() in PLACEHOLDER_SECRETS and app_env != "development":
+            raise ConfigError(f"JWT_KEYS: the secret of kid {kid!r} is a placeholder")
+        keys[kid] = secret
+    if not keys:
+        raise ConfigError("JWT_KEYS lists no key (run `make env` to generate a dev-only one)")
+    signing = env.get("JWT_SIGNING_KEY_ID", "").strip() or next(iter(keys))
+    if signing not in keys:
+        raise ConfigError(f"JWT_SIGNING_KEY_ID {signing!r} is not in JWT_KEYS (kids: {', '.join(keys)})")
+    return tuple(keys.items()), signing
+
+
 def decode_key(raw: str, name: str = "CLIENT_SESSION_KEY") -> bytes:
     """A 256-bit key written as URL-safe base64 (what `make env` generates)."""
     try:
@@ -90,7 +117,9 @@ class Settings:
     idle_timeout: int
     absolute_timeout: int
     cookie_secure: bool
-    jwt_secret: str
+    jwt_keys: tuple[tuple[str, str], ...]  # (kid, secret); all verify
+    jwt_signing_kid: str
+    jwt_revocation_sync: bool  # share logouts through Redis pub/sub; off: this node's denylist only
     jwt_issuer: str
     jwt_audience: str
     jwt_leeway: int
@@ -106,11 +135,7 @@ class Settings:
         app_env = env.get("APP_ENV", "production").strip() or "production"
         if app_env not in {"development", "production"}:
             raise ConfigError(f"APP_ENV must be development or production, got {app_env!r}")
-        jwt_secret = _secret(env, "JWT_SECRET", app_env)
-        if len(jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
-            raise ConfigError(
-                f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes, got {len(jwt_secret.encode())}"
-            )
+        keys, signing_kid = jwt_keys(env, app_env)
         idle = _int(env, "SESSION_IDLE_TIMEOUT", 1800, minimum=1)
         absolute = _int(env, "SESSION_ABSOLUTE_TIMEOUT", 8 * 3600, minimum=1)
         if absolute < idle:
@@ -127,7 +152,9 @@ class Settings:
             idle_timeout=idle,
             absolute_timeout=absolute,
             cookie_secure=_bool(env, "COOKIE_SECURE", False),
-            jwt_secret=jwt_secret,
+            jwt_keys=keys,
+            jwt_signing_kid=signing_kid,
+            jwt_revocation_sync=_bool(env, "JWT_REVOCATION_SYNC", True),
             jwt_issuer=env.get("JWT_ISSUER", "session-lab"),
             jwt_audience=env.get("JWT_AUDIENCE", "session-lab-api"),
             jwt_leeway=_int(env, "JWT_LEEWAY", 5),

@@ -39,6 +39,8 @@ class Strategy(ABC):
     needs_sticky: ClassVar[bool] = False  # True when the session lives inside one node
     credential: ClassVar[str]  # how the client carries the session, for docs and the API listing
     dependencies: ClassVar[tuple[str, ...]] = ()  # services it needs (tests pick their layer by this)
+    revocable: ClassVar[bool] = True  # logout makes the credential worthless on every node
+    revocation_via: ClassVar[tuple[str, ...]] = ()  # services that carry logouts to the other nodes
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time):
         self.settings = settings
@@ -68,8 +70,9 @@ class Strategy(ABC):
         """Forget the request's session where it is stored (nothing to do for stateless strategies)."""
 
     @abstractmethod
-    def issue(self, session: Session, body: dict, response: Response) -> None:
-        """Hand the session's credential back: a cookie, a token in `body`, or the state itself."""
+    def issue(self, session: Session, body: dict, response: Response) -> str | None:
+        """Hand the session's credential back (a cookie, a token in `body`, or the state itself) and
+        return it: the API refuses, with 413 and nothing changed, one over limits.CREDENTIAL_MAX_BYTES."""
 
     def revoke(self, response: Response) -> None:
         """Tell the client to drop its credential (after logout)."""
@@ -86,6 +89,8 @@ class Strategy(ABC):
             "needs_sticky": self.needs_sticky,
             "credential": self.credential,
             "dependencies": list(self.dependencies),
+            "revocable": self.revocable,
+            "revocation_via": list(self.revocation_via),
         }
 
     # -- shared helpers ---------------------------------------------------------------------------

@@ -3,7 +3,13 @@
 The state is encrypted and authenticated with AES-GCM under a key every node shares, so a client can
 neither read nor forge it, and any node can serve any request with no store at all. It carries its own
 version counter (bumped on every change) and expiry. What it cannot stop is a client replaying an older
-state it once held: the version counter lets a careful client notice, the server cannot.
+state it once held (a logout included): the version counter lets a careful client notice, the server
+cannot.
+
+The state travels back once in the headers (the `sl_client` cookie, for browsers) and once in the JSON
+body (`client_session`, for API clients, who send it back in the X-Client-Session header). Sending it in
+a response header as well, as this strategy first did, doubled the header block: past nginx's upstream
+buffer that is "upstream sent too big header", which nginx counts as a node failure (docs/strategies.md).
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import Request, Response
 
-from ..errors import StateTooLarge, Unauthorized
+from ..errors import Unauthorized
+from ..limits import CREDENTIAL_MAX_BYTES
 from .base import Session, Strategy, new_session_id
 
 COOKIE = "sl_client"
@@ -25,18 +32,14 @@ HEADER = "X-Client-Session"
 PREFIX = "v1."  # format version, so a future format can be told apart
 AAD = b"session-lab/client-session/v1"  # binds the ciphertext to this purpose
 NONCE_BYTES = 12  # AES-GCM's standard nonce; random nonces are safe far beyond this app's volumes
-TAG_BYTES = 16  # AES-GCM's authentication tag, appended to the ciphertext
-# RFC 6265 §6.1 asks browsers to keep cookies of at least 4096 bytes, name and value included; leave
-# room for the attributes some browsers count as well.
-COOKIE_LIMIT = 4096
-MAX_STATE_CHARS = COOKIE_LIMIT - len(COOKIE) - 1 - 160
 
 
 class ClientState(Strategy):
     name = "client"
     summary = "Client-side state: the whole session travels encrypted with every request and response."
     position = 40
-    credential = f"cookie {COOKIE} or header {HEADER} (returned in both, and in the JSON field `client_session`)"
+    credential = f"cookie {COOKIE} or header {HEADER} (returned in the cookie and in the JSON field `client_session`)"
+    revocable = False  # the client can replay any state it once held, logged out or not
 
     def __init__(self, settings, **kwargs):
         super().__init__(settings, **kwargs)
@@ -70,24 +73,23 @@ class ClientState(Strategy):
         self.refuse_if_full(session.items)
         session.items.append(item)
         session.version += 1
-        self._check_size(self._plaintext(session))  # refuse now, before anything is acknowledged
-        return session
+        return session  # the API refuses it (413) if the sealed state outgrows the credential budget
 
     def end(self, request: Request) -> None:
         pass  # nothing stored server-side; the client drops its state
 
-    def issue(self, session: Session, body: dict, response: Response) -> None:
+    def issue(self, session: Session, body: dict, response: Response) -> str:
         blob = self.encode(session)
         body["client_session"] = blob
-        response.headers[HEADER] = blob
-        self.set_cookie(response, COOKIE, blob, self.expires_at(session.created_at))
+        if len(blob) <= CREDENTIAL_MAX_BYTES:  # else the API answers 413 instead, and no cookie is sent
+            self.set_cookie(response, COOKIE, blob, self.expires_at(session.created_at))
+        return blob
 
     def revoke(self, response: Response) -> None:
         self.delete_cookie(response, COOKIE)
 
     def encode(self, session: Session) -> str:
         plain = self._plaintext(session)
-        self._check_size(plain)
         nonce = os.urandom(NONCE_BYTES)
         sealed = self._aead.encrypt(nonce, plain, AAD)
         return PREFIX + base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
@@ -101,21 +103,11 @@ class ClientState(Strategy):
             "s": session.sid,
             "v": session.version,
         }
-        return json.dumps(state, separators=(",", ":")).encode()
-
-    @staticmethod
-    def _check_size(plain: bytes) -> None:
-        """The sealed size follows from the plaintext's: nonce + ciphertext + 16-byte tag, base64 unpadded."""
-        sealed = NONCE_BYTES + len(plain) + TAG_BYTES
-        size = len(PREFIX) + (sealed * 4 + 2) // 3
-        if size > MAX_STATE_CHARS:
-            raise StateTooLarge(
-                f"the session state would be {size} bytes, over the {MAX_STATE_CHARS}-byte cookie budget; "
-                "nothing was changed"
-            )
+        # UTF-8, not \u escapes: a non-ASCII item costs 2-4 bytes instead of 6-12.
+        return json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode()
 
     def decode(self, blob: str) -> dict:
-        if not blob.startswith(PREFIX) or len(blob) > COOKIE_LIMIT * 2:
+        if not blob.startswith(PREFIX) or len(blob) > CREDENTIAL_MAX_BYTES:
             raise Unauthorized("client session is malformed")
         raw = blob[len(PREFIX):]
         try:

@@ -83,8 +83,9 @@ class MemoryStore(Strategy):
             with self._lock:
                 self._entries.pop(sid, None)
 
-    def issue(self, session: Session, body: dict, response: Response) -> None:
+    def issue(self, session: Session, body: dict, response: Response) -> str:
         self.set_cookie(response, COOKIE, session.sid, self.expires_at(session.created_at))
+        return session.sid
 
     def revoke(self, response: Response) -> None:
         self.delete_cookie(response, COOKIE)

@@ -12,6 +12,7 @@ class NoSession(Strategy):
     summary = "No session: every request is anonymous and nothing is remembered (performance baseline)."
     position = 0
     keeps_state = False
+    revocable = False
     credential = "nothing"
 
     def login(self, user: str) -> Session:
@@ -30,4 +31,4 @@ class NoSession(Strategy):
         pass
 
     def issue(self, session: Session, body: dict, response: Response) -> None:
-        pass
+        return None

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import redis
 from flask import Request, Response
 
+from .. import redis_client
 from ..errors import CartFull, StoreUnavailable, Unauthorized
 from .base import Session, Strategy, looks_like_session_id, new_session_id
 
@@ -73,14 +74,7 @@ class RedisStore(Strategy):
 
     def __init__(self, settings, client: redis.Redis | None = None, **kwargs):
         super().__init__(settings, **kwargs)
-        self.redis = client or redis.Redis(
-            host=settings.redis_host,
-            port=settings.redis_port,
-            password=settings.redis_password,
-            socket_connect_timeout=settings.redis_connect_timeout,
-            socket_timeout=settings.redis_socket_timeout,
-            decode_responses=True,
-        )
+        self.redis = client or redis_client.connect(settings)
         self._read = self.redis.register_script(_READ)
         self._add = self.redis.register_script(_ADD)
 
@@ -116,8 +110,9 @@ class RedisStore(Strategy):
             with store_errors():
                 self.redis.delete(*_keys(sid))
 
-    def issue(self, session: Session, body: dict, response: Response) -> None:
+    def issue(self, session: Session, body: dict, response: Response) -> str:
         self.set_cookie(response, COOKIE, session.sid, self.expires_at(session.created_at))
+        return session.sid
 
     def revoke(self, response: Response) -> None:
         self.delete_cookie(response, COOKIE)

@@ -1,0 +1,205 @@
+"""Logout for stateless tokens: a denylist of session ids that every node holds in its own memory.
+
+A JWT is verified by any node alone; checking a store on every request would bring back the round trip
+the strategy exists to avoid. So revocations are pushed instead:
+
+- logout adds the session id to this node's denylist at once, then writes it to a Redis sorted set
+  (score = when the entry may be forgotten) and PUBLISHes it in the same MULTI;
+- a background thread on every node is SUBSCRIBEd to the channel and adds what it hears; on every
+  (re)connect it subscribes first and then reads the whole sorted set, so nothing published while it was
+  away is missed;
+- each entry lives until the last token of that session could have expired, then is dropped, so the
+  denylist is bounded by (logouts per second) x (idle timeout).
+
+A Redis outage never stops a request: checks are local. Logouts made while Redis is unreachable are kept
+in a pending list (counted in the log) and published when it returns; until then other nodes still
+accept those tokens. That window is the documented gap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Callable
+
+import redis
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "sl:jwt:revoked"  # pub/sub channel: "<sid> <forget_at>"
+ZSET = "sl:{jwt-revocations}:denylist"  # sid -> forget_at (epoch seconds); one hash slot on a Cluster
+# A node that has not heard of a logout yet (at most about a second, or for a whole Redis outage) may
+# still mint a token for that session; the entry outlives such a token by this much.
+PROPAGATION_SLACK = 60.0
+RECONNECT_BACKOFF = (0.1, 0.2, 0.5, 1.0, 2.0)  # seconds between reconnect attempts, the last one repeated
+LISTEN_POLL = 1.0  # seconds a get_message() waits, so the thread notices stop() and dead connections
+
+
+class RevocationList:
+    def __init__(self, client: redis.Redis | None, token_lifetime: float, clock: Callable[[], float] = time.time):
+        self.redis = client  # None: this node's denylist only (tests, or JWT_REVOCATION_SYNC=false)
+        self.token_lifetime = token_lifetime  # the longest a token minted now stays valid (idle + leeway)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._denied: dict[str, float] = {}  # sid -> forget_at
+        self._pending: dict[str, float] = {}  # sid -> session end; revoked here while Redis was unreachable
+        self._connected = False  # Redis answered last time we asked: publish at once, else defer
+        self._thread: threading.Thread | None = None
+        self._owner_pid: int | None = None  # the thread runs in the process that serves (gunicorn forks)
+        self._stop = threading.Event()
+        self._next_trim = 0.0
+
+    # -- what the strategy asks --------------------------------------------------------------------
+
+    def is_revoked(self, sid: str) -> bool:
+        self._ensure_listening()
+        with self._lock:
+            forget_at = self._denied.get(sid)
+        return forget_at is not None and forget_at > self.clock()
+
+    def revoke(self, sid: str, session_ends_at: float) -> None:
+        """Deny `sid` here now, and on every node as soon as Redis carries the message. `session_ends_at`
+        is the absolute end of the session: no token of it is valid after that, whatever happens."""
+        self._ensure_listening()
+        self._trim()
+        self._remember(sid, self._forget_at(session_ends_at))
+        if self.redis is None:
+            return
+        if not self._connected:  # known down: do not make the user wait for a connect timeout
+            self._defer(sid, session_ends_at, "Redis is unreachable")
+            return
+        try:
+            self._publish(sid, self._forget_at(session_ends_at))
+        except redis.RedisError as exc:
+            self._defer(sid, session_ends_at, type(exc).__name__)
+
+    def status(self) -> str:
+        if self.redis is None:
+            return "ok"  # JWT_REVOCATION_SYNC=false: nothing to propagate by design
+        with self._lock:
+            pending = len(self._pending)
+        if self._connected and not pending:
+            return "ok"
+        return f"not propagating: Redis unreachable, {pending} logout(s) known to this node only"
+
+    def __len__(self) -> int:
+        return len(self._denied)
+
+    # -- the listener ------------------------------------------------------------------------------
+
+    def _ensure_listening(self) -> None:
+        """Start the listener in the serving process (gunicorn forks after loading the app). The first
+        caller also reads the whole denylist before it answers: a node just (re)started must not accept a
+        token revoked while it was down."""
+        if self.redis is None or self._owner_pid == os.getpid():
+            return
+        with self._lock:
+            if self._owner_pid == os.getpid():
+                return
+            try:
+                self._load_all()
+                self._connected = True
+            except redis.RedisError as exc:
+                log.warning("jwt revocations: Redis unreachable at start (%s); the listener keeps trying",
+                            type(exc).__name__)
+            self._owner_pid = os.getpid()
+            self._thread = threading.Thread(target=self._listen_forever, name="jwt-revocations", daemon=True)
+        self._thread.start()
+
+    def _load_all(self) -> None:
+        """Every revocation Redis still holds (called with the lock held, or by the listener)."""
+        for sid, forget_at in self.redis.zrangebyscore(ZSET, self.clock(), "+inf", withscores=True):
+            self._denied[sid] = max(float(forget_at), self._denied.get(sid, 0.0))
+
+    def stop(self) -> None:
+        """End the listener and close the connections (tests; a node simply exits)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=LISTEN_POLL + 2)
+        if self.redis is not None:
+            self.redis.close()
+
+    def _listen_forever(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(CHANNEL)  # first subscribe, then read the set: no gap between the two
+                with self._lock:
+                    self._load_all()
+                self._connected = True
+                attempt = 0
+                self._flush_pending()
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=LISTEN_POLL)
+                    if message and message.get("type") == "message":
+                        self._heard(message["data"])
+                    self._trim()
+            except (redis.RedisError, OSError, ValueError) as exc:
+                if self._connected:
+                    log.warning("jwt revocations: lost Redis (%s); checks go on with this node's list",
+                                type(exc).__name__)
+                self._connected = False
+            finally:
+                try:
+                    pubsub.close()
+                except (redis.RedisError, OSError):
+                    pass
+            self._stop.wait(RECONNECT_BACKOFF[min(attempt, len(RECONNECT_BACKOFF) - 1)])
+            attempt += 1
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _forget_at(self, session_ends_at: float) -> float:
+        """When the last token of the session can have expired, counted from now (a token minted now by a
+        node that has not heard yet lives token_lifetime), never past the session's absolute end."""
+        return min(self.clock() + self.token_lifetime + PROPAGATION_SLACK, session_ends_at)
+
+    def _remember(self, sid: str, forget_at: float) -> None:
+        with self._lock:
+            self._denied[sid] = max(float(forget_at), self._denied.get(sid, 0.0))
+
+    def _heard(self, data: str) -> None:
+        sid, _, forget_at = data.partition(" ")
+        self._remember(sid, float(forget_at))
+
+    def _publish(self, sid: str, forget_at: float) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zadd(ZSET, {sid: forget_at}, gt=True)
+        pipe.zremrangebyscore(ZSET, "-inf", self.clock())
+        pipe.publish(CHANNEL, f"{sid} {forget_at}")
+        pipe.execute()
+
+    def _defer(self, sid: str, session_ends_at: float, why: str) -> None:
+        with self._lock:
+            self._pending[sid] = session_ends_at
+            pending = len(self._pending)
+        log.warning("jwt revocations: logout of one session not propagated (%s); %d pending, other nodes "
+                    "accept those tokens until Redis returns", why, pending)
+
+    def _flush_pending(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        for sid, session_ends_at in pending.items():
+            try:
+                # Counted from now: other nodes kept minting tokens of this session during the outage.
+                self._publish(sid, self._forget_at(session_ends_at))
+            except redis.RedisError:
+                with self._lock:
+                    self._pending.update({s: f for s, f in pending.items() if s not in self._pending})
+                raise
+        log.warning("jwt revocations: propagated %d logout(s) made while Redis was unreachable", len(pending))
+
+    def _trim(self) -> None:
+        """Forget entries whose tokens have all expired (at most once a second: a full scan)."""
+        now = self.clock()
+        if now < self._next_trim:
+            return
+        self._next_trim = now + 1.0
+        with self._lock:
+            for sid in [s for s, forget_at in self._denied.items() if forget_at <= now]:
+                del self._denied[sid]

@@ -1,0 +1,259 @@
+"""A real nginx running the project's balancer config, in front of three scriptable upstream nodes.
+
+The config is rendered the way loadbalancer/entrypoint.sh renders it (render-mode.sh, render-limits.sh);
+only what must differ on a host is rewritten: include paths, pid file, listen port and temp paths.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from session_lab.limits import header_block_bytes
+
+ROOT = Path(__file__).resolve().parents[2]
+LB = ROOT / "loadbalancer"
+NGINX_CONF = LB / "nginx.conf"
+NODE_NAMES = ("app1", "app2", "app3")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def nginx_size(value: str) -> int:
+    """An nginx size ("16k", "1m", "512") in bytes."""
+    number, unit = re.fullmatch(r"(\d+)([kKmM]?)", value).groups()
+    return int(number) * {"": 1, "k": 1024, "m": 1024 * 1024}[unit.lower()]
+
+
+def directive(name: str, text: str | None = None) -> list[str]:
+    """The arguments of the one `name ...;` directive in nginx.conf."""
+    text = NGINX_CONF.read_text() if text is None else text
+    found = re.findall(rf"^\s*{name}\s+([^;]+);", text, re.MULTILINE)
+    assert len(found) == 1, f"expected one `{name}` in {NGINX_CONF}, found {found}"
+    return found[0].split()
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+# --- upstream nodes ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a node does with one request: kind is ok, status, headers, close or malformed."""
+
+    kind: str = "ok"
+    status: int = 200
+    header_block: int = 0  # for kind=headers: the whole header block, as header_block_bytes counts it
+
+
+def wire_head(status: int, headers: list[tuple[str, str]]) -> bytes:
+    status_text = f"{status} {HTTPStatus(status).phrase}"
+    head = f"HTTP/1.1 {status_text}\r\n" + "".join(f"{n}: {v}\r\n" for n, v in headers) + "\r\n"
+    # The app's own measure must be the bytes on the wire, or the budget would mean nothing.
+    assert len(head) == header_block_bytes(status_text, headers)
+    return head.encode("latin-1")
+
+
+def padded(status: int, headers: list[tuple[str, str]], total: int) -> list[tuple[str, str]]:
+    """headers plus an X-Padding header that brings the header block to exactly `total` bytes."""
+    pad = total - header_block_bytes(f"{status} {HTTPStatus(status).phrase}", [*headers, ("X-Padding", "")])
+    assert pad >= 0, f"cannot pad the header block down to {total} bytes"
+    return [*headers, ("X-Padding", "p" * pad)]
+
+
+def malformed_answer(name: str) -> bytes:
+    """An answer whose status line is broken ("2OO": letters, not digits) and the rest well formed."""
+    body = b'{"node":"%s"}\n' % name.encode()
+    return b"HTTP/1.1 2OO OK\r\nX-Served-By: %s\r\nContent-Length: %d\r\n\r\n%s" % (name.encode(), len(body), body)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like gunicorn behind nginx's `keepalive` pool
+    timeout = 10  # an idle keep-alive connection ends its thread after this
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        self.server.node.serve(self)
+
+    def log_message(self, *args):
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # nginx resets a connection it gives up on (a too big header): expected, not worth a traceback.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class Node:
+    """One upstream: answers 200 JSON naming itself in X-Served-By, unless told otherwise for its next request."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.server = _Server(("127.0.0.1", 0), _Handler)
+        self.server.node = self
+        self.address = "127.0.0.1:%d" % self.server.server_address[1]
+        self.received = 0  # requests that reached this node, whatever it did with them
+        self.last_headers: dict[str, str] = {}  # what it last sent, to compare with what the client got
+        self._next: deque[Answer] = deque()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)
+
+    def once(self, answer: Answer) -> None:
+        """Use `answer` for the next request that reaches this node, then go back to 200."""
+        with self._lock:
+            self._next.append(answer)
+
+    def serve(self, handler: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.received += 1
+            answer = self._next.popleft() if self._next else Answer()
+        if answer.kind == "close":  # read the request, then hang up without a byte
+            handler.close_connection = True
+            return
+        body = b'{"node":"%s"}\n' % self.name.encode()
+        if answer.kind == "malformed":
+            handler.wfile.write(malformed_answer(self.name))
+            handler.close_connection = True  # no usable length, so the end of the answer is the hang-up
+            return
+        if answer.kind == "status":
+            body = b'{"error":"node_error","node":"%s"}\n' % self.name.encode()
+        headers = [("X-Served-By", self.name), ("Content-Type", "application/json"),
+                   ("Content-Length", str(len(body)))]
+        if answer.kind == "headers":
+            headers = padded(answer.status, headers, answer.header_block)
+        self.last_headers = dict(headers)
+        handler.wfile.write(wire_head(answer.status, headers) + body)
+
+
+# --- nginx --------------------------------------------------------------------------------------------------
+
+
+def _replace_once(text: str, old: str, new: str) -> str:
+    # Exactly once: if nginx.conf changes shape, this fails loudly instead of testing a different config.
+    assert text.count(old) == 1, f"expected `{old}` once in {NGINX_CONF}"
+    return text.replace(old, new)
+
+
+def host_config(text: str, tmp: Path, port: int) -> str:
+    """nginx.conf as it must be on this host: files under tmp, a free loopback port, nothing under /var."""
+    text = text.replace("/etc/session-lab/", f"{tmp}/")
+    text = _replace_once(text, "pid /run/nginx.pid;", f"pid {tmp}/nginx.pid;\nlock_file {tmp}/nginx.lock;")
+    text = _replace_once(text, "listen 8080;", f"listen 127.0.0.1:{port};")
+    # The compiled-in temp paths are under /var/lib/nginx; nginx creates them at start even when unused.
+    temp = "".join(f"    {kind}_temp_path {tmp}/{kind}_temp;\n"
+                   for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return _replace_once(text, "http {\n", "http {\n" + temp)
+
+
+class Balancer:
+    """The project's nginx config, rendered in round-robin mode over `nodes`, run by the host's nginx."""
+
+    def __init__(self, tmp: Path, nodes: list[Node]):
+        self.tmp, self.nodes = tmp, nodes
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        self.log_path = tmp / "error.log"
+
+    def render(self) -> None:
+        shutil.copy(LB / "proxy.conf", self.tmp / "proxy.conf")
+        env = {**os.environ, "APP_NODES": " ".join(f"{n.name}={n.address}" for n in self.nodes),
+               "LOGIN_RATE_LIMIT": "1000r/s", "LOGIN_BURST": "1000"}
+        mode = subprocess.run(["sh", str(LB / "render-mode.sh"), "round-robin"], env=env, check=True,
+                              capture_output=True, text=True, timeout=30)
+        (self.tmp / "upstreams.conf").write_text(mode.stdout)
+        subprocess.run(["sh", str(LB / "render-limits.sh"), str(self.tmp)], env=env, check=True, timeout=30)
+        (self.tmp / "nginx.conf").write_text(host_config(NGINX_CONF.read_text(), self.tmp, self.port))
+
+    def start(self) -> None:
+        self.render()
+        with open(self.log_path, "wb") as log:  # nginx's error log goes to stderr (error_log stderr warn)
+            self.process = subprocess.Popen(
+                [shutil.which("nginx"), "-p", f"{self.tmp}/", "-c", str(self.tmp / "nginx.conf"), "-e", "stderr",
+                 "-g", "daemon off;"],
+                stdout=subprocess.DEVNULL, stderr=log,
+            )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nginx exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if self.get("/nginx-health").status == 200:
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"nginx did not answer /nginx-health within 10 s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: nginx's fast shutdown, its own pid only
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def get(self, path: str = "/") -> Reply:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("GET", path)
+            r = conn.getresponse()
+            return Reply(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        finally:
+            conn.close()
+
+    def get_raw(self, path: str = "/") -> bytes:
+        """Everything nginx sends back for one GET, unparsed (for answers http.client would refuse)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            for _ in range(1000):  # bounded; nginx closes the connection when it is done
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            return data
+
+    def served_by(self, count: int) -> Counter:
+        """Send `count` GETs; how many each node answered (all must be 200)."""
+        served = Counter()
+        for _ in range(count):
+            reply = self.get()
+            assert reply.status == 200, (reply.status, reply.body)
+            served[reply.headers["x-served-by"]] += 1
+        return served

@@ -1,0 +1,95 @@
+"""JWT logout through a real Redis: pushed to every node's own denylist, no store read per request, and a
+Redis outage that stops no jwt request (its logouts reach the other nodes when Redis returns)."""
+
+import time
+
+import pytest
+
+from session_lab import create_app
+from tests.conftest import flask_sender
+from tests.session_client import SessionClient
+
+BOUND = 1.0  # seconds: the lab's claim for a logout to reach every node
+
+
+@pytest.fixture
+def node(make_settings, redis_server, store, clock):
+    """node() -> the send function of a new app node sharing the test's Redis, with revocation sync on."""
+    made = []
+
+    def build():
+        app = create_app(make_settings(REDIS_PORT=str(redis_server.port), REDIS_PASSWORD=redis_server.password,
+                                       JWT_REVOCATION_SYNC="true"), clock=clock)
+        made.append(app.extensions["session_lab.strategies"]["jwt"].revocations)
+        return flask_sender(app)
+
+    yield build
+    for revocations in made:
+        revocations.stop()
+
+
+def refused_within(send, token, seconds):
+    """Poll one node with `token` until it answers 401; how long that took, or None."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if SessionClient("jwt", send, token=token).cart().status == 401:
+            return time.monotonic() - started
+        time.sleep(0.02)
+    return None
+
+
+def test_logout_on_one_node_is_refused_by_the_others_within_a_second(node):
+    a, b, c = node(), node(), node()
+    alice = SessionClient("jwt", a)
+    alice.login("alice")
+    alice.add("apple")
+    token = alice.token
+    for other in (b, c):  # every node knows the session before the logout (and has its listener running)
+        assert SessionClient("jwt", other, token=token).cart().status == 200
+    assert alice.logout().status == 200
+    for other in (a, b, c):
+        assert refused_within(other, token, BOUND) is not None
+
+
+def test_a_node_started_after_the_logout_refuses_the_token_at_once(node):
+    a = node()
+    alice = SessionClient("jwt", a)
+    alice.login("alice")
+    token = alice.token
+    alice.logout()
+    late = node()  # a node (re)started later reads the whole denylist before its first answer
+    reply = SessionClient("jwt", late, token=token).cart()
+    assert reply.status == 401 and "revoked" in reply.body["message"]
+
+
+def test_no_redis_read_per_request(node, store):
+    a = node()
+    alice = SessionClient("jwt", a)
+    alice.login("alice")
+    alice.cart()  # the listener is running from here on
+    before = int(store.info("stats")["total_commands_processed"])
+    for _ in range(20):
+        assert alice.cart().status == 200
+    after = int(store.info("stats")["total_commands_processed"])
+    assert after - before <= 3  # the INFO call itself, the odd subscriber ping; not 20 reads
+
+
+def test_jwt_serves_through_a_redis_outage_and_its_logouts_propagate_when_redis_returns(node, redis_server):
+    a, b = node(), node()
+    alice, bob = SessionClient("jwt", a), SessionClient("jwt", b)
+    alice.login("alice")
+    bob.login("bob")
+    assert SessionClient("jwt", b, token=alice.token).cart().status == 200  # b listens too
+
+    redis_server.stop()
+    assert bob.add("apple").status == 200 and bob.cart().status == 200  # no Redis needed to serve
+    token = alice.token
+    started = time.monotonic()
+    assert alice.logout().status == 200
+    assert time.monotonic() - started < 1.0  # the logout does not wait for a dead Redis
+    assert SessionClient("jwt", a, token=token).cart().status == 401  # the node that saw it refuses at once
+    assert SessionClient("jwt", b, token=token).cart().status == 200  # the documented gap
+
+    redis_server.start()
+    assert refused_within(b, token, 10) is not None  # the pending logout is published on reconnect
+    assert bob.cart().status == 200
