@@ -56,7 +56,9 @@ WHY = {
 STORE_WHY = ("With its store down, a strategy answers 503 after Redis' 0.5 s connect timeout, and the others "
              "carry on. Redis keeps no data by default (no RDB, no AOF), so when it comes back every redis "
              "session is gone and its users log in again (sessions lost after recovery); REDIS_AOF=yes keeps "
-             "them, minus up to a second of writes (appendfsync everysec).")
+             "them, minus up to a second of writes (appendfsync everysec). jwt serves throughout, but its logouts "
+             "during the outage reach only the node that served them until Redis returns: replays of those "
+             "tokens on other nodes count as not revoked (the documented gap).")
 
 
 def cell(row: dict, field: str) -> str:

@@ -1,6 +1,9 @@
 """gunicorn settings for one app node. Values come from the environment, with the defaults below."""
 
+import json
 import os
+
+from gunicorn import util
 
 bind = f"0.0.0.0:{os.environ.get('APP_PORT', '8000')}"
 # One worker process per node, so the `memory` strategy really is one store per node. Several workers
@@ -27,3 +30,17 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
 # Fail at boot, not on the first request, when settings are wrong: the message names the variable.
 preload_app = True
+
+
+def _json_error(sock, status_int, reason, mesg):
+    """gunicorn's own answer to a request it cannot parse (gunicorn 26+ refuses control characters in
+    header values, a repeated Content-Type, raw non-ASCII in the path, ...), in JSON like every other error
+    of the lab. gunicorn writes HTML and has no setting for it, so its writer is replaced here, before the
+    worker forks; tests/e2e/test_bad_input.py checks the answers through nginx."""
+    body = json.dumps({"error": reason.lower().replace(" ", "_"), "message": mesg or reason}) + "\n"
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    util.write_nonblock(sock, (head + body).encode("latin-1"))
+
+
+util.write_error = _json_error

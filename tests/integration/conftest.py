@@ -38,8 +38,9 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                if self.client().ping():
-                    return
+                with self.client() as probe:  # closed at once: no socket left for the GC to warn about
+                    if probe.ping():
+                        return
             except redis.ConnectionError:
                 time.sleep(0.05)
         raise RuntimeError("redis-server did not answer within 10 s")

@@ -20,12 +20,13 @@ def node(make_settings, redis_server, store, clock):
     def build():
         app = create_app(make_settings(REDIS_PORT=str(redis_server.port), REDIS_PASSWORD=redis_server.password,
                                        JWT_REVOCATION_SYNC="true"), clock=clock)
-        made.append(app.extensions["session_lab.strategies"]["jwt"].revocations)
+        made.append(app.extensions["session_lab.strategies"])
         return flask_sender(app)
 
     yield build
-    for revocations in made:
-        revocations.stop()
+    for strategies in made:
+        strategies["jwt"].revocations.stop()
+        strategies["redis"].redis.close()
 
 
 def refused_within(send, token, seconds):

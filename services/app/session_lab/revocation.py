@@ -99,7 +99,7 @@ class RevocationList:
             if self._owner_pid == os.getpid():
                 return
             try:
-                self._load_all()
+                self._merge(self._fetch_all())  # under the lock on purpose: nobody is answered before it
                 self._connected = True
             except redis.RedisError as exc:
                 log.warning("jwt revocations: Redis unreachable at start (%s); the listener keeps trying",
@@ -108,9 +108,13 @@ class RevocationList:
             self._thread = threading.Thread(target=self._listen_forever, name="jwt-revocations", daemon=True)
         self._thread.start()
 
-    def _load_all(self) -> None:
-        """Every revocation Redis still holds (called with the lock held, or by the listener)."""
-        for sid, forget_at in self.redis.zrangebyscore(ZSET, self.clock(), "+inf", withscores=True):
+    def _fetch_all(self) -> list[tuple[str, float]]:
+        """Every revocation Redis still holds."""
+        return self.redis.zrangebyscore(ZSET, self.clock(), "+inf", withscores=True)
+
+    def _merge(self, entries) -> None:
+        """Add entries to the denylist; the caller holds the lock."""
+        for sid, forget_at in entries:
             self._denied[sid] = max(float(forget_at), self._denied.get(sid, 0.0))
 
     def stop(self) -> None:
@@ -127,8 +131,9 @@ class RevocationList:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(CHANNEL)  # first subscribe, then read the set: no gap between the two
+                entries = self._fetch_all()  # outside the lock: requests never wait on Redis
                 with self._lock:
-                    self._load_all()
+                    self._merge(entries)
                 self._connected = True
                 attempt = 0
                 self._flush_pending()
@@ -159,7 +164,7 @@ class RevocationList:
 
     def _remember(self, sid: str, forget_at: float) -> None:
         with self._lock:
-            self._denied[sid] = max(float(forget_at), self._denied.get(sid, 0.0))
+            self._merge([(sid, forget_at)])
 
     def _heard(self, data: str) -> None:
         sid, _, forget_at = data.partition(" ")
