@@ -14,14 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from loadtest import analysis, chaos, record, report
+from loadtest import analysis, chaos, locust_run, record, report
 from loadtest.chaos import FAULTS, Fault, Timeline, wait_healthy
 from loadtest.compose import LAB_URL, ROOT, SERVICES, LabError, current_mode, require_stack, switch_mode
 
@@ -99,17 +97,11 @@ def run_scenario(run_dir: Path, mode: str, fault: Fault, schedule: Schedule, arg
     sid = f"{mode}--{fault.fault}-{fault.target}"
     raw = run_dir / "raw" / sid
     raw.mkdir(parents=True, exist_ok=True)
-    # Locust's own bound: the whole schedule plus room for a slow recovery. It stops by itself even if the
-    # runner dies.
-    bound = int(schedule.warmup + schedule.hold + schedule.cooldown + 120)
-    env = {**os.environ, "LOADTEST_RECORD": str(raw / "requests.csv"), "LOADTEST_STRATEGIES": ",".join(chosen)}
-    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtest" / "locustfile.py"), "--headless",
-           "-u", str(args.users), "-r", str(args.users), "--run-time", f"{bound}s", "-H", LAB_URL,
-           "--csv", str(raw / "locust"), "--csv-full-history", "--only-summary", "--stop-timeout", "3"]
+    # Locust's own bound: the whole schedule plus room for a slow recovery.
+    bound = schedule.warmup + schedule.hold + schedule.cooldown + 120
     scenario = {"id": sid, "mode": mode, "fault": fault.fault, "target": fault.target, "interrupted": True}
     scenarios.append(scenario)
-    with (raw / "locust.log").open("w") as log:
-        locust = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    locust = locust_run.start(raw, args.users, bound, ",".join(chosen), "--csv-full-history")
     scenario["start"] = time.time()
     mark = len(timeline.events)
     try:
@@ -128,11 +120,7 @@ def run_scenario(run_dir: Path, mode: str, fault: Fault, schedule: Schedule, arg
         scenario["end"] = time.time()
         scenario.setdefault("inject", scenario["end"])
         scenario.setdefault("recovered", scenario["end"])
-        locust.send_signal(signal.SIGTERM)  # Locust stops its users and writes its CSVs and ours
-        try:
-            locust.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            locust.kill()
+        locust_run.stop(locust)
     if not (raw / "requests.csv").exists():
         raise LabError(f"Locust wrote no records; see {raw / 'locust.log'}")
     return scenario

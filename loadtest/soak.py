@@ -24,9 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -39,6 +37,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from loadtest import locust_run  # noqa: E402
 from loadtest.compose import LAB_URL, ROOT, LabError, compose, current_mode, docker, require_stack  # noqa: E402
 from loadtest.compose import states, switch_mode  # noqa: E402
 
@@ -257,26 +256,6 @@ def progress_line(t: float, args, values: dict[str, float | None], problems: lis
             f"used={show('redis:used_memory')} MiB{missing}")
 
 
-def start_locust(args, out: Path) -> subprocess.Popen:
-    # LOADTEST_STRATEGIES empty: every strategy. --run-time is a hard bound: Locust stops by itself even if
-    # this process dies.
-    env = {**os.environ, "LOADTEST_RECORD": str(out / "requests.csv"), "LOADTEST_STRATEGIES": ""}
-    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtest" / "locustfile.py"), "--headless",
-           "-u", str(args.users), "-r", str(args.users), "--run-time", f"{int(args.duration) + 60}s", "-H", LAB_URL,
-           "--csv", str(out / "locust"), "--only-summary", "--stop-timeout", "3"]
-    with (out / "locust.log").open("w") as log:
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def stop_locust(locust: subprocess.Popen) -> None:
-    locust.send_signal(signal.SIGTERM)  # Locust stops its users and writes its CSVs and ours
-    try:
-        locust.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        locust.kill()
-        locust.wait()
-
-
 def run(args, out: Path, samples: list, locust: subprocess.Popen) -> None:
     """Sample every interval until the duration is over; rows go to samples.csv as they come."""
     ids = containers()
@@ -317,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         # piling up on other nodes until their idle timeout, which would look like a leak.
         if original != args.mode:
             switch_mode(args.mode)
-        locust = start_locust(args, out)
+        # Every strategy; the bound stops Locust by itself even if this process dies.
+        locust = locust_run.start(out, args.users, args.duration + 60)
         run(args, out, samples, locust)
     except KeyboardInterrupt:
         print("\nsoak: interrupted; writing what was gathered", file=sys.stderr)
@@ -327,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         status = getattr(exc, "exit_code", 1)
     finally:
         if locust is not None:
-            stop_locust(locust)
+            locust_run.stop(locust)
         try:
             if original is not None and current_mode() != original:
                 switch_mode(original)

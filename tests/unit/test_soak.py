@@ -217,7 +217,7 @@ def fake_lab(monkeypatch):
     monkeypatch.setattr(soak, "require_stack", lambda: None)
     monkeypatch.setattr(soak, "current_mode", lambda: lab.mode)
     monkeypatch.setattr(soak, "switch_mode", switch_mode)
-    monkeypatch.setattr(soak, "start_locust", lambda args, out: lab.locust)
+    monkeypatch.setattr(soak.locust_run, "start", lambda folder, users, run_time_s, *rest: lab.locust)
     monkeypatch.setattr(soak, "containers", lambda: {"abc": "app1"})
     monkeypatch.setattr(soak, "take_sample", take_sample)
     return lab
