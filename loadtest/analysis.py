@@ -40,23 +40,23 @@ def scenario_rows(rows: list[dict], scenario: dict) -> list[dict]:
         errors_after = outcome(ERROR, after)
         bad_after = [r for r in after if r["outcome"] in (ERROR, SESSION_LOST, WRITES_LOST)]
         last_bad = bad_after[-1]["t"] if bad_after else None
-        # Where each user's live session was served last before the fault: the users a node's death should
-        # cost. A user whose session ended (logged out, then replaying the old credential) holds none.
+        # Where each user's live session was when the target stopped answering: the users its death should
+        # cost. That moment is the target's last answer, not `inject`: a graceful stop drains for a while
+        # and even takes new logins. A user whose session ended (logged out, then replaying the old
+        # credential) holds none, and one whose first request afterwards is its logout cannot show a loss.
+        target = scenario["target"]
+        cutoff = max([inject, *(r["t"] for r in rs if inject <= r["t"] < recovered and r["node"] == target)])
         last_node: dict[str, str] = {}
+        first_after: dict[str, str] = {}
         for r in rs:
-            if r["t"] >= inject or r["outcome"] != OK:
+            if r["t"] > cutoff:
+                first_after.setdefault(r["user"], r["action"])
+            elif r["outcome"] != OK:
                 continue
-            if r["action"] in ("logout", "replay"):
+            elif r["action"] in ("logout", "replay"):
                 last_node.pop(r["user"], None)
             elif r["node"]:
                 last_node[r["user"]] = r["node"]
-        # A user whose first request after the fault is its logout never used the dead session again, so
-        # whether it was lost cannot show. (Answers the target still gave, in the moment before the kill took
-        # effect, do not count as after.)
-        first_after: dict[str, str] = {}
-        for r in after:
-            if r["node"] != scenario["target"]:
-                first_after.setdefault(r["user"], r["action"])
         for user in [u for u, action in first_after.items() if action in ("logout", "replay")]:
             last_node.pop(user, None)
         latencies = [r["latency_ms"] for r in rs]

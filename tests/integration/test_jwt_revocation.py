@@ -1,6 +1,9 @@
 """JWT logout through a real Redis: pushed to every node's own denylist, no store read per request, and a
 Redis outage that stops no jwt request (its logouts reach the other nodes when Redis returns)."""
 
+import select
+import socket
+import threading
 import time
 
 import pytest
@@ -14,15 +17,17 @@ BOUND = 1.0  # seconds: the lab's claim for a logout to reach every node
 
 @pytest.fixture
 def node(make_settings, redis_server, store, clock):
-    """node() -> the send function of a new app node sharing the test's Redis, with revocation sync on."""
+    """node(port) -> the send function of a new app node sharing the test's Redis (through `port`, a relay,
+    when given), with revocation sync on."""
     made = []
 
-    def build():
-        app = create_app(make_settings(REDIS_PORT=str(redis_server.port), REDIS_PASSWORD=redis_server.password,
+    def build(port=None):
+        app = create_app(make_settings(REDIS_PORT=str(port or redis_server.port), REDIS_PASSWORD=redis_server.password,
                                        JWT_REVOCATION_SYNC="true"), clock=clock)
         made.append(app.extensions["session_lab.strategies"])
         return flask_sender(app)
 
+    build.made = made  # each node's strategies, for tests that look inside
     yield build
     for strategies in made:
         strategies["jwt"].revocations.stop()
@@ -94,3 +99,72 @@ def test_jwt_serves_through_a_redis_outage_and_its_logouts_propagate_when_redis_
     redis_server.start()
     assert refused_within(b, token, 10) is not None  # the pending logout is published on reconnect
     assert bob.cart().status == 200
+
+
+class Relay:
+    """A TCP relay to Redis that can drop everything without closing a connection: a cut network, as
+    seen by both ends (no FIN, no RST, just silence)."""
+
+    def __init__(self, target_port: int):
+        self.target = ("127.0.0.1", target_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.cut = threading.Event()
+        self.done = threading.Event()
+        self.sockets: list[socket.socket] = [self.listener]
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        while not self.done.is_set():
+            ready, _, _ = select.select([self.listener], [], [], 0.1)
+            if ready:
+                client, _ = self.listener.accept()
+                upstream = socket.create_connection(self.target)
+                self.sockets += [client, upstream]
+                self.threads.append(threading.Thread(target=self._pump, args=(client, upstream), daemon=True))
+                self.threads[-1].start()
+
+    def _pump(self, a, b):
+        peer = {a: b, b: a}
+        while not self.done.is_set():
+            ready, _, _ = select.select([a, b], [], [], 0.1)
+            for s in ready:
+                try:
+                    data = s.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                if not self.cut.is_set():  # cut: the bytes are lost, the connection stays open
+                    peer[s].sendall(data)
+
+    def close(self):
+        self.done.set()
+        for thread in self.threads:
+            thread.join(timeout=2)
+        for s in self.sockets:
+            s.close()
+
+
+def test_a_node_cut_off_from_redis_catches_up_within_a_second_of_the_network_returning(node, redis_server):
+    relay = Relay(redis_server.port)
+    try:
+        a, b = node(), node(relay.port)
+        alice = SessionClient("jwt", a)
+        alice.login("alice")
+        token = alice.token
+        assert SessionClient("jwt", b, token=token).cart().status == 200  # starts b's listener, via the relay
+        listening = node.made[-1]["jwt"].revocations
+        deadline = time.monotonic() + 5
+        while listening.status() != "ok" and time.monotonic() < deadline:  # subscribed, set read: idle
+            time.sleep(0.02)
+        assert listening.status() == "ok"
+        time.sleep(0.3)
+        relay.cut.set()
+        assert alice.logout().status == 200  # published while b hears nothing, and is not told so
+        time.sleep(2)
+        relay.cut.clear()
+        assert refused_within(b, token, BOUND + 0.5) is not None
+    finally:
+        relay.close()

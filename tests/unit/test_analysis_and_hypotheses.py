@@ -140,3 +140,14 @@ def test_under_ip_hash_a_session_started_during_the_outage_may_be_lost_when_the_
     assert rows_for(records, ip_hash)["memory"]["users_started_during_fault"] == ["u2"]
     assert failed(verdicts(records, ip_hash)) == set()
     assert ("sticky-loses-only-the-dead-nodes-users", "memory") in failed(verdicts(records))  # not under sticky
+
+
+def test_a_session_started_on_the_target_while_it_drains_counts_as_on_the_target():
+    """A graceful stop keeps answering for a moment after the fault, and may take a fresh login."""
+    stop = {**SCENARIO, "fault": "stop"}
+    records = steady("memory", {"u1": "app1"}, until=10)
+    records += [{**req(10.2, "memory", "u2", node="app2"), "action": "login"}, req(10.3, "memory", "u2", node="app2"),
+                req(10.5, "memory", "u2", "session_lost", "app1", 401)]
+    row = rows_for(records, stop)["memory"]
+    assert row["users_on_target"] == ["u2"] and row["users_lost"] == ["u2"]
+    assert failed(verdicts(records, stop)) == set()

@@ -33,8 +33,14 @@ ZSET = "sl:{jwt-revocations}:denylist"  # sid -> forget_at (epoch seconds); one 
 # A node that has not heard of a logout yet (at most about a second, or for a whole Redis outage) may
 # still mint a token for that session; the entry outlives such a token by this much.
 PROPAGATION_SLACK = 60.0
-RECONNECT_BACKOFF = (0.1, 0.2, 0.5, 1.0, 2.0)  # seconds between reconnect attempts, the last one repeated
-LISTEN_POLL = 1.0  # seconds a get_message() waits, so the thread notices stop() and dead connections
+# A cut network closes nothing: the subscriber would wait forever on a connection that carries no message
+# (the full experiment's `disconnect` caught a node accepting a token revoked while it was cut off). So the
+# listener PINGs and counts a connection that has not answered for STALE_AFTER as dead: it reconnects and
+# reads the whole set again, within about a second of the network coming back.
+PING_EVERY = 0.25
+STALE_AFTER = 1.0
+RECONNECT_BACKOFF = (0.05, 0.1, 0.2, 0.5)  # seconds between reconnect attempts, the last one repeated
+LISTEN_POLL = PING_EVERY  # seconds a get_message() waits, so the thread notices stop() and silence
 
 
 class RevocationList:
@@ -137,10 +143,18 @@ class RevocationList:
                 self._connected = True
                 attempt = 0
                 self._flush_pending()
+                heard_at = next_ping = time.monotonic()
                 while not self._stop.is_set():
+                    if time.monotonic() >= next_ping:
+                        pubsub.ping()  # answered as a `pong` message on this connection
+                        next_ping = time.monotonic() + PING_EVERY
                     message = pubsub.get_message(timeout=LISTEN_POLL)
-                    if message and message.get("type") == "message":
-                        self._heard(message["data"])
+                    if message:
+                        heard_at = time.monotonic()
+                        if message.get("type") == "message":
+                            self._heard(message["data"])
+                    elif time.monotonic() - heard_at > STALE_AFTER:
+                        raise redis.ConnectionError(f"Redis has not answered for {STALE_AFTER:g} s")
                     self._trim()
             except (redis.RedisError, OSError, ValueError) as exc:
                 if self._connected:
