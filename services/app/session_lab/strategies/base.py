@@ -67,7 +67,8 @@ class Strategy(ABC):
 
     @abstractmethod
     def end(self, request: Request) -> None:
-        """Forget the request's session where it is stored (nothing to do for stateless strategies)."""
+        """Forget the request's session where it is stored; a stateless strategy may revoke it instead
+        (jwt), or have nothing to do (client, none)."""
 
     @abstractmethod
     def issue(self, session: Session, body: dict, response: Response) -> str | None:
