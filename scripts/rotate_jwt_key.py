@@ -25,7 +25,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from loadtest.chaos import wait_healthy  # noqa: E402
 from loadtest.compose import LabError, compose, require_docker  # noqa: E402
 
 ROLE_LABEL = "session-lab.role"
@@ -86,9 +85,9 @@ def app_nodes() -> list[str]:
 def rolling_restart(nodes: list[str], phase: str) -> None:
     for node in nodes:
         started = time.monotonic()
-        # A changed environment makes compose recreate the container: SIGTERM (gunicorn drains), then start.
+        # A changed environment makes compose recreate the container: SIGTERM (gunicorn drains), then start;
+        # --wait returns once it is healthy.
         compose("up", "-d", "--no-deps", "--wait", "--wait-timeout", "90", node, timeout=180)
-        wait_healthy(node)
         print(f"  {phase}: {node} restarted and healthy ({time.monotonic() - started:.1f} s)", flush=True)
         time.sleep(SETTLE_SECONDS)
 

@@ -1,11 +1,13 @@
 """The one size budget (session_lab/limits.py) holds in the app and in gunicorn's settings."""
 
 import runpy
+from pathlib import Path
 
 import pytest
 
 from session_lab.limits import CREDENTIAL_MAX_BYTES, RESPONSE_HEADERS_MAX, header_block_bytes
-from tests.e2e.conftest import ROOT
+
+ROOT = Path(__file__).resolve().parents[2]
 
 NGINX_HEADER_LINE = 16 * 1024  # large_client_header_buffers 4 16k (tests/integration checks nginx.conf)
 

@@ -70,14 +70,15 @@ class RevocationList:
         is the absolute end of the session: no token of it is valid after that, whatever happens."""
         self._ensure_listening()
         self._trim()
-        self._remember(sid, self._forget_at(session_ends_at))
+        forget_at = self._forget_at(session_ends_at)
+        self._remember(sid, forget_at)
         if self.redis is None:
             return
         if not self._connected:  # known down: do not make the user wait for a connect timeout
             self._defer(sid, session_ends_at, "Redis is unreachable")
             return
         try:
-            self._publish(sid, self._forget_at(session_ends_at))
+            self._publish(sid, forget_at)
         except redis.RedisError as exc:
             self._defer(sid, session_ends_at, type(exc).__name__)
 

@@ -65,9 +65,7 @@ class JwtToken(Strategy):
         return session
 
     def end(self, request: Request) -> None:
-        """Revoke the presented token's session on every node (a token that fails to verify has none)."""
-        if request.headers.get("Authorization") is None:
-            return
+        """Revoke the presented token's session on every node (no token, or one that fails to verify: none)."""
         try:
             session = self._verified(self._bearer(request))
         except Unauthorized:
