@@ -1,8 +1,8 @@
 """The experiment: for each routing mode, all strategies' users at once under one fault schedule, then a
 scorecard, the raw data behind it, an HTML report with plots, and a verdict on the lab's claims.
 
-    python -m loadtest.experiment --quick          (make experiment QUICK=1)
-    python -m loadtest.experiment                  (full: every fault)
+    python -m loadtest.runs.experiment --quick          (make experiment QUICK=1)
+    python -m loadtest.runs.experiment                  (full: every fault)
 
 Each scenario: warm-up, fault, hold, recovery, cool-down, with Locust running throughout. Results go to
 results/<UTC time>/. Exit 0 when every hypothesis held, 1 when one deviated, 2 on bad input; Ctrl-C
@@ -19,9 +19,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from loadtest import analysis, chaos, locust_run, record, report
-from loadtest.chaos import FAULTS, Fault, Timeline, wait_healthy
-from loadtest.compose import LAB_URL, ROOT, SERVICES, LabError, current_mode, require_stack, switch_mode
+from loadtest.faults import chaos
+from loadtest.runs import locust_run
+from loadtest.scoring import analysis, report
+from loadtest.users import record
+from loadtest.faults.chaos import FAULTS, Fault, Timeline, wait_healthy
+from loadtest.faults.compose import LAB_URL, ROOT, SERVICES, LabError, current_mode, require_stack, switch_mode
 
 sys.path.insert(0, str(ROOT / "services" / "app"))
 from session_lab import strategies as registry  # noqa: E402

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("app1", "app2", "app3", "redis")  # the services chaos may fault
 LAB_URL = os.environ.get("LAB_URL", "http://127.0.0.1:8080")
 

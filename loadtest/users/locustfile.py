@@ -1,6 +1,6 @@
 """Locust users for every strategy in the app's registry, each with a session oracle.
 
-    locust -f loadtest/locustfile.py -H http://127.0.0.1:8080      (or `make load` / `make load-ui`)
+    locust -f loadtest/users/locustfile.py -H http://127.0.0.1:8080      (or `make load` / `make load-ui`)
 
 One user class per strategy, made from the registry (no hand list). Each user logs in, adds items and reads
 its cart, and classifies every answer (see oracle.py). At the end of a session it logs out and, once the
@@ -28,13 +28,13 @@ from pathlib import Path
 
 from locust import FastHttpUser, constant_pacing, events, task
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "services" / "app")]
 
-from loadtest.oracle import (  # noqa: E402
+from loadtest.users.oracle import (  # noqa: E402
     ERROR, FOREIGN, OK, OUTCOMES, REVOCATION_BOUND, SESSION_LOST, Expectation, Verdict,
 )
-from loadtest.record import Recorder  # noqa: E402
+from loadtest.users.record import Recorder  # noqa: E402
 from session_lab import strategies as registry  # noqa: E402
 
 RECORDER = Recorder()

@@ -1,6 +1,6 @@
 """Scorecard (JSON and Markdown), per-second series, plots and the HTML report for one run folder.
 
-    python -m loadtest.report results/<run>     rebuilds all of it from the raw data in that folder
+    python -m loadtest.scoring.report results/<run>     rebuilds all of it from the raw data in that folder
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from loadtest import analysis, expectations, record  # noqa: E402
-from loadtest.compose import ROOT  # noqa: E402
-from loadtest.oracle import ERROR, SESSION_LOST, WRITES_LOST  # noqa: E402
+from loadtest.scoring import analysis, expectations  # noqa: E402
+from loadtest.users import record  # noqa: E402
+from loadtest.faults.compose import ROOT  # noqa: E402
+from loadtest.users.oracle import ERROR, SESSION_LOST, WRITES_LOST  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "services" / "app"))
 from session_lab import strategies as registry  # noqa: E402
@@ -208,7 +209,7 @@ td:first-child, th:first-child, td:nth-child(2), td:nth-child(3) {{ text-align: 
 <p>{len(scenarios)} scenarios ({'quick' if run.get('quick') else 'full'} schedule {e(json.dumps(run.get('schedule', {})))}),
 {run.get('users', '?')} simulated users spread over {e(', '.join(run.get('strategies', [])))}, against
 {e(run.get('lab_url', ''))} on a {run.get('cores', '?')}-core machine. Every figure below is recomputed from
-<code>raw/*/requests.csv</code> and <code>timeline.jsonl</code> (<code>python -m loadtest.report {e(str(run_dir))}</code>).</p>
+<code>raw/*/requests.csv</code> and <code>timeline.jsonl</code> (<code>python -m loadtest.scoring.report {e(str(run_dir))}</code>).</p>
 <h2>Hypotheses: {held} of {len(verdict)} checks held</h2>
 <table><tr><th>hypothesis</th><th>claim</th><th>held</th></tr>{claims}</table>
 <p>Deviations:</p><ul>{deviations}</ul>

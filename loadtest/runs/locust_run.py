@@ -12,13 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loadtest.compose import LAB_URL, ROOT
+from loadtest.faults.compose import LAB_URL, ROOT
 
 
 def start(folder: Path, users: int, run_time_s: float, strategies: str = "", *extra: str) -> subprocess.Popen:
     """Headless Locust over `strategies` (comma-separated; empty: every strategy in the registry)."""
     env = {**os.environ, "LOADTEST_RECORD": str(folder / "requests.csv"), "LOADTEST_STRATEGIES": strategies}
-    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtest" / "locustfile.py"), "--headless",
+    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtest" / "users" / "locustfile.py"), "--headless",
            "-u", str(users), "-r", str(users), "--run-time", f"{int(run_time_s)}s", "-H", LAB_URL,
            "--csv", str(folder / "locust"), "--only-summary", "--stop-timeout", "3", *extra]
     with (folder / "locust.log").open("w") as log:

@@ -1,7 +1,7 @@
 """Chaos: fault one service of the running stack, hold, recover, and write every step to a timeline.
 
-    python -m loadtest.chaos --fault kill --target app2 --hold 15
-    python -m loadtest.chaos --fault pause --target random --seed 7 --timeline results/timeline.jsonl
+    python -m loadtest.faults.chaos --fault kill --target app2 --hold 15
+    python -m loadtest.faults.chaos --fault pause --target random --seed 7 --timeline results/timeline.jsonl
 
 Faults (on app1, app2, app3 or redis):
     kill        SIGKILL: the process dies at once, mid-request          recover: start it again
@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtest.compose import (
+from loadtest.faults.compose import (
     SERVICES, LabError, compose, container_id, docker, project, require_docker, require_stack, states,
 )
 

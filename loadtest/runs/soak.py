@@ -1,7 +1,7 @@
 """Soak test: steady load for a while, sampling container memory and Redis, then a verdict on whether
 anything keeps growing.
 
-    python -m loadtest.soak --duration 600        (make soak DURATION=600)
+    python -m loadtest.runs.soak --duration 600        (make soak DURATION=600)
 
 Locust runs every strategy's users for --duration seconds; every --interval seconds each running container's
 memory (docker stats) and Redis' key count and used memory are sampled. Results go to results/soak-<UTC time>/:
@@ -37,9 +37,9 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from loadtest import locust_run  # noqa: E402
-from loadtest.compose import LAB_URL, ROOT, LabError, compose, current_mode, docker, require_stack  # noqa: E402
-from loadtest.compose import states, switch_mode  # noqa: E402
+from loadtest.runs import locust_run  # noqa: E402
+from loadtest.faults.compose import LAB_URL, ROOT, LabError, compose, current_mode, docker, require_stack  # noqa: E402
+from loadtest.faults.compose import states, switch_mode  # noqa: E402
 
 # The same discovery as experiment.MODES, without importing the experiment (and the app package with it).
 MODES = sorted(p.stem for p in (ROOT / "loadbalancer" / "modes").glob("*.conf"))

@@ -1,7 +1,7 @@
 """From raw per-request records and the chaos timeline to scorecard rows and per-second series.
 
 Every figure of the scorecard and the report is computed here from `requests.csv` and `timeline.jsonl`,
-so `python -m loadtest.analysis results/<run>` recomputes them from the raw data alone.
+so `python -m loadtest.scoring.analysis results/<run>` recomputes them from the raw data alone.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from loadtest import record
-from loadtest.oracle import ERROR, FOREIGN, NOT_REVOKED, OK, OUTCOMES, SESSION_LOST, WRITES_LOST
+from loadtest.users import record
+from loadtest.users.oracle import ERROR, FOREIGN, NOT_REVOKED, OK, OUTCOMES, SESSION_LOST, WRITES_LOST
 
 SETTLED_AFTER = 3.0  # a strategy counts as recovered when its last bad answer came this long before the end
 
@@ -123,10 +123,10 @@ def load_run(run_dir: Path) -> tuple[list[dict], list[dict]]:
 
 
 def run_dir_argument(argv: list[str] | None, prog: str) -> Path | None:
-    """The one argument of `python -m loadtest.<prog> results/<run>`, or None after printing the usage."""
+    """The one argument of `python -m loadtest.scoring.<prog> results/<run>`, or None after printing the usage."""
     args = argv if argv is not None else sys.argv[1:]
     if len(args) != 1 or not (Path(args[0]) / "scenarios.json").exists():
-        print(f"usage: python -m loadtest.{prog} results/<run>  (a folder written by the experiment runner)",
+        print(f"usage: python -m loadtest.scoring.{prog} results/<run>  (a folder written by the experiment runner)",
               file=sys.stderr)
         return None
     return Path(args[0])
