@@ -55,27 +55,27 @@ lb: ## Switch the running balancer's routing: make lb MODE=round-robin|sticky|ip
 
 load: venv ## Headless load with the session oracle: make load USERS=30 RUN_TIME=60s
 	@mkdir -p $(RESULTS)
-	LOADTEST_RECORD=$(RESULTS)/requests.csv $(VENV)/bin/locust -f loadtest/locustfile.py --headless \
+	LOADTEST_RECORD=$(RESULTS)/requests.csv $(VENV)/bin/locust -f loadtest/users/locustfile.py --headless \
 		-u $(USERS) -r $(USERS) --run-time $(RUN_TIME) -H $(LAB_URL) --csv $(RESULTS)/locust --only-summary
 	@echo "raw records: $(RESULTS)/requests.csv"
 
 load-ui: venv ## Locust's web UI on http://127.0.0.1:8089, load already running (stops after UI_RUN_TIME=10m)
-	$(VENV)/bin/locust -f loadtest/locustfile.py -H $(LAB_URL) --web-host 127.0.0.1 --web-port 8089 \
+	$(VENV)/bin/locust -f loadtest/users/locustfile.py -H $(LAB_URL) --web-host 127.0.0.1 --web-port 8089 \
 		--autostart -u $(USERS) -r $(USERS) --run-time $(UI_RUN_TIME) --autoquit 30
 
 chaos: venv ## Fault a service: make chaos FAULT=kill|stop|pause|disconnect|restart TARGET=app2|redis|random HOLD=15
-	$(VENV)/bin/python -m loadtest.chaos --fault $(FAULT) --target $(TARGET) --hold $(HOLD) \
+	$(VENV)/bin/python -m loadtest.faults.chaos --fault $(FAULT) --target $(TARGET) --hold $(HOLD) \
 		$(if $(SEED),--seed $(SEED)) --timeline results/chaos-timeline.jsonl
 
 kill-node: venv ## SIGKILL one app node, bring it back after HOLD s (0: leave it down): make kill-node NODE=app2
 	@if [ -z "$(NODE)" ]; then echo "usage: make kill-node NODE=app1|app2|app3 [HOLD=15]" >&2; exit 2; fi
-	$(VENV)/bin/python -m loadtest.chaos --fault kill --target $(NODE) --hold $(HOLD) --timeline results/chaos-timeline.jsonl
+	$(VENV)/bin/python -m loadtest.faults.chaos --fault kill --target $(NODE) --hold $(HOLD) --timeline results/chaos-timeline.jsonl
 
 experiment: venv ## Every strategy x routing mode under faults; scorecard and report in results/ (QUICK=1: ~2.5 min)
-	$(VENV)/bin/python -m loadtest.experiment $(if $(QUICK),--quick)
+	$(VENV)/bin/python -m loadtest.runs.experiment $(if $(QUICK),--quick)
 
 soak: venv ## Steady load on every strategy; fails when container memory or Redis keeps growing: make soak DURATION=600
-	$(VENV)/bin/python -m loadtest.soak --duration $(DURATION) --users $(USERS)
+	$(VENV)/bin/python -m loadtest.runs.soak --duration $(DURATION) --users $(USERS)
 
 rotate-jwt-key: venv ## New JWT signing key via two rolling restarts of the nodes (no session lost)
 	@$(VENV)/bin/python scripts/rotate_jwt_key.py

@@ -33,6 +33,9 @@ def settings_env(**overrides: str) -> dict[str, str]:
         "CLIENT_SESSION_KEY": base64.urlsafe_b64encode(b"k" * 32).decode().rstrip("="),
         "REDIS_CONNECT_TIMEOUT": "0.2",
         "REDIS_SOCKET_TIMEOUT": "0.2",
+        "SENTINEL_ADDRESSES": "127.0.0.1:1",
+        "CLUSTER_NODES": "127.0.0.1:1",
+        "STORE_RETRY_BUDGET": "0.3",
     }
     env.update(overrides)
     return env

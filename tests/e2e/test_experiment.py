@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from loadtest import analysis
+from loadtest.scoring import analysis
 from tests.e2e.conftest import ROOT
 
 
@@ -19,7 +19,7 @@ def start(lab, module, *args, **env):
 
 def test_quick_experiment_meets_every_expectation(lab, tmp_path):
     out = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "loadtest.experiment", "--quick", "--out", str(out)], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "loadtest.runs.experiment", "--quick", "--out", str(out)], cwd=ROOT,
                           env=lab.tool_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "0 deviated" in done.stdout
@@ -52,7 +52,7 @@ def test_quick_experiment_meets_every_expectation(lab, tmp_path):
 
 def test_ctrl_c_restores_the_node_and_keeps_the_data(lab, tmp_path):
     out = tmp_path / "run"
-    proc = start(lab, "loadtest.experiment", "--quick", "--modes", "sticky", "--out", str(out))
+    proc = start(lab, "loadtest.runs.experiment", "--quick", "--modes", "sticky", "--out", str(out))
     deadline = time.monotonic() + 60
     for line in proc.stdout:
         if "hold" in line or time.monotonic() > deadline:
@@ -70,7 +70,7 @@ def test_ctrl_c_restores_the_node_and_keeps_the_data(lab, tmp_path):
 
 
 def test_missing_stack_is_a_clear_error(lab):
-    done = subprocess.run([sys.executable, "-m", "loadtest.experiment", "--quick"], cwd=ROOT, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "loadtest.runs.experiment", "--quick"], cwd=ROOT, capture_output=True,
                           text=True, timeout=60, env=lab.tool_env(COMPOSE_PROJECT_NAME="session-lab-absent"))
     assert done.returncode == 1 and "the stack is not running" in done.stderr and "Traceback" not in done.stderr
 
@@ -82,7 +82,7 @@ def test_a_kill_during_a_live_demo_shows_in_locust_ui(lab):
     app2 holds about three of them when it dies (with a few users of every strategy it may hold none)."""
     lab.switch_mode("sticky")
     ui = subprocess.Popen(
-        [sys.executable, "-m", "locust", "-f", "loadtest/locustfile.py", "-H", lab.url, "--web-host", "127.0.0.1",
+        [sys.executable, "-m", "locust", "-f", "loadtest/users/locustfile.py", "-H", lab.url, "--web-host", "127.0.0.1",
          "--web-port", "18089", "--autostart", "-u", "9", "-r", "9", "--run-time", "60s"],
         cwd=ROOT, env=lab.tool_env(LOADTEST_STRATEGIES="memory"), stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)

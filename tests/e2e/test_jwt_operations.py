@@ -12,8 +12,8 @@ from collections import Counter
 import jwt
 import requests
 
-from loadtest import record
-from loadtest.oracle import OK
+from loadtest.users import record
+from loadtest.users.oracle import OK
 from tests.e2e.conftest import NODES, ROOT
 
 BOUND = 1.0  # seconds: the lab's claim for a logout to reach every node
@@ -81,7 +81,7 @@ def test_key_rotation_by_rolling_restart_under_load_loses_nothing(lab, tmp_path)
     before.login("before-rotation")
     old_kid = jwt.get_unverified_header(before.token)["kid"]
     locust = subprocess.Popen(
-        [sys.executable, "-m", "locust", "-f", "loadtest/locustfile.py", "--headless", "-u", "15", "-r", "15",
+        [sys.executable, "-m", "locust", "-f", "loadtest/users/locustfile.py", "--headless", "-u", "15", "-r", "15",
          "--run-time", "240s", "-H", lab.url, "--only-summary", "--stop-timeout", "3"],
         cwd=ROOT, env=lab.tool_env(LOADTEST_STRATEGIES=",".join(shared), LOADTEST_RECORD=str(raw)),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -6,14 +6,14 @@ import json
 import subprocess
 import sys
 
-from loadtest import soak
+from loadtest.runs import soak
 from tests.e2e.conftest import ROOT
 
 
 def test_a_short_soak_samples_everything_and_finds_no_growth(lab, tmp_path):
     out = tmp_path / "soak"
     done = subprocess.run(
-        [sys.executable, "-m", "loadtest.soak", "--duration", "80", "--warmup", "20", "--interval", "5",
+        [sys.executable, "-m", "loadtest.runs.soak", "--duration", "80", "--warmup", "20", "--interval", "5",
          "--users", "15", "--out", str(out)],
         cwd=ROOT, env=lab.tool_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

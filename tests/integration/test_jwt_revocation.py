@@ -31,7 +31,7 @@ def node(make_settings, redis_server, store, clock):
     yield build
     for strategies in made:
         strategies["jwt"].revocations.stop()
-        strategies["redis"].redis.close()
+        strategies["redis"].store.client.close()
 
 
 def refused_within(send, token, seconds):

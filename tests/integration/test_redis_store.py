@@ -9,7 +9,8 @@ from tests.conftest import flask_sender
 from tests.session_client import SessionClient
 from tests.strategy_contract import CONTRACT
 
-WITH_SERVICES = [c.name for c in strategies.classes() if c.dependencies]
+# Strategies over the one Redis of this module's fixture; Sentinel and Cluster have test_ha_stores.py.
+WITH_SERVICES = [c.name for c in strategies.classes() if c.dependencies == ("redis",)]
 
 
 @pytest.mark.parametrize("strategy", WITH_SERVICES)
@@ -116,8 +117,8 @@ def test_redis_dying_mid_session_gives_503_then_401_after_it_returns_empty(sessi
 
 
 def test_readiness_reports_redis(app):
-    ready = app.test_client().get("/readyz")
-    assert ready.status_code == 200 and ready.get_json()["checks"]["redis"] == "ok"
+    # This fixture has no Sentinel or Cluster, so readiness as a whole is 503; redis' own check is what counts.
+    assert app.test_client().get("/readyz").get_json()["checks"]["redis"] == "ok"
 
 
 def test_idempotency_keys_live_and_die_with_the_session(session_client, store, settings):

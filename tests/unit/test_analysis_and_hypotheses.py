@@ -2,7 +2,7 @@
 whose right answers are known, including runs that must deviate."""
 
 from session_lab import strategies
-from loadtest import analysis, expectations
+from loadtest.scoring import analysis, expectations
 
 CLASSES = {cls.name: cls for cls in strategies.classes()}
 SCENARIO = {"mode": "sticky", "fault": "kill", "target": "app2", "start": 0.0, "inject": 10.0,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest import experiment
+from loadtest.runs import experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,7 +29,7 @@ def run(module, *args, path=None):
     ],
 )
 def test_chaos_bad_input(args, message):
-    done = run("loadtest.chaos", *args)
+    done = run("loadtest.faults.chaos", *args)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
 
 
@@ -44,11 +44,11 @@ def test_chaos_bad_input(args, message):
     ],
 )
 def test_experiment_bad_input(args, message):
-    done = run("loadtest.experiment", *args)
+    done = run("loadtest.runs.experiment", *args)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("module, args", [("loadtest.chaos", ["--target", "app2"]), ("loadtest.experiment", ["--quick"])])
+@pytest.mark.parametrize("module, args", [("loadtest.faults.chaos", ["--target", "app2"]), ("loadtest.runs.experiment", ["--quick"])])
 def test_without_docker(tmp_path, module, args):
     done = run(module, *args, path=str(tmp_path))  # a PATH with no docker on it
     assert done.returncode == 1 and "docker is not installed" in done.stderr

@@ -1,6 +1,6 @@
 """The session oracle's verdicts, one per way a session can go wrong."""
 
-from loadtest.oracle import ERROR, FOREIGN, OK, SESSION_LOST, WRITES_LOST, Expectation
+from loadtest.users.oracle import ERROR, FOREIGN, OK, SESSION_LOST, WRITES_LOST, Expectation
 
 
 def cart(user, items, version=None):
@@ -71,7 +71,7 @@ def test_one_add_applied_twice_is_foreign():
 
 
 def test_a_replayed_credential_after_logout():
-    from loadtest.oracle import NOT_REVOKED
+    from loadtest.users.oracle import NOT_REVOKED
 
     e = Expectation("alice")
     assert e.logout(200, {"logged_out": True}).outcome == OK

@@ -7,8 +7,8 @@ import types
 
 import pytest
 
-from loadtest import soak
-from loadtest.soak import GROWS, HOLDS, MIB, TOO_SHORT, Tolerance, judge
+from loadtest.runs import soak
+from loadtest.runs.soak import GROWS, HOLDS, MIB, TOO_SHORT, Tolerance, judge
 
 MEM = soak.MEMORY
 

@@ -94,6 +94,18 @@ def jwt_keys(env: Mapping[str, str], app_env: str) -> tuple[tuple[tuple[str, str
     return tuple(keys.items()), signing
 
 
+def addresses(env: Mapping[str, str], name: str, default: str) -> tuple[tuple[str, int], ...]:
+    """`host:port` pairs separated by spaces (SENTINEL_ADDRESSES, CLUSTER_NODES)."""
+    raw = env.get(name, "").strip() or default
+    found = []
+    for pair in raw.split():
+        host, sep, port = pair.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{name}: {pair[:60]!r} is not host:port")
+        found.append((host, int(port)))
+    return tuple(found)
+
+
 def decode_key(raw: str, name: str = "CLIENT_SESSION_KEY") -> bytes:
     """A 256-bit key written as URL-safe base64 (what `make env` generates)."""
     try:
@@ -103,6 +115,21 @@ def decode_key(raw: str, name: str = "CLIENT_SESSION_KEY") -> bytes:
     if len(key) != 32:
         raise ConfigError(f"{name} must decode to 32 bytes, got {len(key)}")
     return key
+
+
+# nginx gives a node 5 s to answer (proxy_read_timeout in loadbalancer/proxy.conf) before it replays the
+# request elsewhere; the last attempt may start just inside the budget and take a connect plus a read
+# timeout (0.5 + 1 s), so 3 s of retrying still answers, 503 at worst, before nginx gives up.
+PROXY_READ_TIMEOUT = 5.0
+
+
+def store_retry_budget(env: Mapping[str, str]) -> float:
+    budget = _float(env, "STORE_RETRY_BUDGET", 3.0)
+    attempt = _float(env, "REDIS_CONNECT_TIMEOUT", 0.5) + _float(env, "REDIS_SOCKET_TIMEOUT", 1.0)
+    if budget + attempt >= PROXY_READ_TIMEOUT:
+        raise ConfigError(f"STORE_RETRY_BUDGET {budget} s plus one attempt ({attempt} s) must stay under nginx's "
+                          f"proxy_read_timeout ({PROXY_READ_TIMEOUT:.0f} s), or nginx replays requests still retrying")
+    return budget
 
 
 @dataclass(frozen=True)
@@ -128,6 +155,12 @@ class Settings:
     max_item_length: int
     max_cart_items: int
     memory_max_sessions: int
+    sentinel_addresses: tuple[tuple[str, int], ...]
+    sentinel_service: str
+    cluster_nodes: tuple[tuple[str, int], ...]
+    store_retry_budget: float  # seconds one request may spend retrying a Sentinel or Cluster store
+    wait_replicas: int  # replicas a `-wait` strategy's change must reach before it is acknowledged
+    wait_timeout_ms: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -163,4 +196,10 @@ class Settings:
             max_item_length=_int(env, "MAX_ITEM_LENGTH", 64, minimum=1),
             max_cart_items=_int(env, "MAX_CART_ITEMS", 50, minimum=1),
             memory_max_sessions=_int(env, "MEMORY_MAX_SESSIONS", 100_000, minimum=1),
+            sentinel_addresses=addresses(env, "SENTINEL_ADDRESSES", "sentinel1:26379 sentinel2:26379 sentinel3:26379"),
+            sentinel_service=env.get("SENTINEL_SERVICE", "").strip() or "lab-primary",
+            cluster_nodes=addresses(env, "CLUSTER_NODES", " ".join(f"cluster{i}:6379" for i in range(1, 7))),
+            store_retry_budget=store_retry_budget(env),
+            wait_replicas=_int(env, "WAIT_REPLICAS", 1, minimum=1),
+            wait_timeout_ms=_int(env, "WAIT_TIMEOUT_MS", 500, minimum=1),
         )

@@ -41,6 +41,7 @@ class Strategy(ABC):
     dependencies: ClassVar[tuple[str, ...]] = ()  # services it needs (tests pick their layer by this)
     revocable: ClassVar[bool] = True  # logout makes the credential worthless on every node
     revocation_via: ClassVar[tuple[str, ...]] = ()  # services that carry logouts to the other nodes
+    confirms_writes: ClassVar[bool] = False  # a change is acknowledged only once a replica of the store has it
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time):
         self.settings = settings
@@ -92,6 +93,7 @@ class Strategy(ABC):
             "dependencies": list(self.dependencies),
             "revocable": self.revocable,
             "revocation_via": list(self.revocation_via),
+            "confirms_writes": self.confirms_writes,
         }
 
     # -- shared helpers ---------------------------------------------------------------------------

@@ -1,0 +1,186 @@
+"""The cart kept in Redis, shared by every Redis-backed strategy (redis, sentinel, cluster and their
+`-wait` variants): the Lua scripts, the key layout, and the retry budget that turns a failover into latency.
+
+The cart is a Redis list changed one RPUSH at a time inside a Lua script, so two concurrent adds to one
+session both survive (no read-modify-write of a blob), and an add can never resurrect an expired session.
+Keys carry the session id as a hash tag (`{sid}`) so every key of a session shares one Redis Cluster slot.
+Every add carries an operation key (the client's Idempotency-Key, or one made here), so a retry after a
+lost answer, on the same primary or on a freshly promoted one, applies the add at most once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import secrets
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import redis
+from flask import Request, Response
+
+from ..errors import CartFull, StoreUnavailable, Unauthorized
+from ..stores import RETRYABLE, NotConfirmed, Store
+from .base import Session, Strategy, looks_like_session_id, new_session_id
+
+
+@dataclass(frozen=True)
+class Script:
+    body: str
+    sha: str = field(init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "sha", hashlib.sha1(self.body.encode()).hexdigest())
+
+
+# Shared by the scripts: the session must exist, be inside its absolute lifetime and have been used
+# within the idle timeout (checked against the app's clock too, not only by Redis' TTL, so every strategy
+# expires by the same rule); then its TTL is refreshed, capped by the absolute lifetime. The refresh is a
+# write, so WAIT after any script has something of this connection's to confirm.
+# KEYS: meta, items, keys. ARGV: now_ms, idle_ms, absolute_ms.
+_TOUCH = """
+local times = redis.call('HMGET', KEYS[1], 'created', 'seen')
+local created, seen = tonumber(times[1]), tonumber(times[2])
+if not created then return {0} end
+local now, idle, absolute = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local left = created + absolute - now
+if left <= 0 or now - (seen or created) >= idle then redis.call('DEL', unpack(KEYS)); return {-1} end
+local ttl = math.min(idle, left)
+redis.call('HSET', KEYS[1], 'seen', now)
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+redis.call('PEXPIRE', KEYS[3], ttl)
+"""
+# The session's state, as every script answers it: status 1, [user, created, version], items.
+_STATE = "return {1, redis.call('HMGET', KEYS[1], 'user', 'created', 'version'), redis.call('LRANGE', KEYS[2], 0, -1)}"
+# ARGV: now_ms, ttl_ms, user. A retried login finds its own session already there and answers it again.
+LOGIN = Script("""
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'user', ARGV[3], 'created', ARGV[1], 'seen', ARGV[1], 'version', 0)
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+else
+  redis.call('HSET', KEYS[1], 'seen', ARGV[1])  -- a write, so WAIT confirms this connection's retry too
+end
+""" + _STATE)
+READ = Script(_TOUCH + _STATE)
+# ARGV[4]: the item, ARGV[5]: the cart limit, ARGV[6]: the operation key. KEYS[3] holds the keys already
+# applied, so a replayed add returns the state without adding again. Status 2: cart full, nothing added.
+# `ttl` is _TOUCH's: the keys an add may create (the key set, the list) get the session's expiry too.
+ADD = Script(_TOUCH + """
+if redis.call('SADD', KEYS[3], ARGV[6]) == 0 then
+  """ + _STATE + """
+end
+redis.call('PEXPIRE', KEYS[3], ttl)
+if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[5]) then
+  redis.call('SREM', KEYS[3], ARGV[6])
+  return {2}
+end
+redis.call('RPUSH', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ttl)
+redis.call('HINCRBY', KEYS[1], 'version', 1)
+""" + _STATE)
+END = Script("return redis.call('DEL', unpack(KEYS))")
+_MISSING, _EXPIRED, _OK, _FULL = 0, -1, 1, 2
+
+# Backoff between attempts: 50 ms doubling to 500 ms, jittered so three nodes' threads do not retry in step.
+_FIRST_BACKOFF, _MAX_BACKOFF = 0.05, 0.5
+
+
+def keys_of(sid: str) -> list[str]:
+    """meta (hash), items (list), applied operation keys (set): one hash tag, one cluster slot."""
+    return [f"sl:{{{sid}}}:meta", f"sl:{{{sid}}}:items", f"sl:{{{sid}}}:keys"]
+
+
+class RedisCart(Strategy):
+    """A strategy whose sessions live in a Redis store; subclasses name the store and the durability."""
+
+    def __init__(self, settings, store: Store | None = None, **kwargs):
+        super().__init__(settings, **kwargs)
+        self.store = store or self.open_store(settings)
+        self.cookie = f"sl_{self.name.replace('-', '_')}"
+
+    @classmethod
+    def open_store(cls, settings) -> Store:
+        raise NotImplementedError
+
+    def login(self, user: str) -> Session:
+        now = self.clock()
+        sid = new_session_id()
+        ttl = int((self.expires_at(now, now) - now) * 1000)
+        return self._session(sid, self._run(LOGIN, sid, [int(now * 1000), ttl, user], confirm=True))
+
+    def current(self, request: Request) -> Session:
+        sid = self.session_id_from_cookie(request, self.cookie)
+        return self._session(sid, self._run(READ, sid, self._clock_args()))
+
+    def add_item(self, session: Session, item: str, key: str | None = None) -> Session:
+        # No key from the client: one of our own still makes this request's retries exactly-once.
+        op = key or f"op:{secrets.token_urlsafe(12)}"
+        args = [*self._clock_args(), item, self.settings.max_cart_items, op]
+        reply = self._run(ADD, session.sid, args, confirm=True)
+        if reply[0] == _FULL:
+            raise CartFull(f"the cart already holds {self.settings.max_cart_items} items")
+        return self._session(session.sid, reply)
+
+    def end(self, request: Request) -> None:
+        sid = request.cookies.get(self.cookie)
+        if looks_like_session_id(sid):
+            self._run(END, sid, [], confirm=True)
+
+    def issue(self, session: Session, body: dict, response: Response) -> str:
+        self.set_cookie(response, self.cookie, session.sid, self.expires_at(session.created_at))
+        return session.sid
+
+    def revoke(self, response: Response) -> None:
+        self.delete_cookie(response, self.cookie)
+
+    def check_ready(self) -> dict[str, str]:
+        with store_errors():
+            self.store.ping()
+        return {self.store.name: "ok"}
+
+    def _run(self, script: Script, sid: str, args: list, confirm: bool = False):
+        """Run `script` on the session's keys, retrying what a failover cures until the store's budget
+        is spent (then 503 JSON). With `confirm` on a WAIT variant, the change must reach a replica."""
+        replicas = self.settings.wait_replicas if (confirm and self.confirms_writes) else 0
+        deadline = time.monotonic() + self.store.retry_budget
+        backoff = _FIRST_BACKOFF
+        while True:
+            try:
+                with store_errors():
+                    reply, confirmed = self.store.run(script, keys_of(sid), args, replicas,
+                                                      self.settings.wait_timeout_ms)
+                    if confirmed < replicas:
+                        raise NotConfirmed(confirmed, replicas, self.settings.wait_timeout_ms)
+                return reply
+            except StoreUnavailable as err:
+                if not isinstance(err.__cause__, RETRYABLE) or time.monotonic() + backoff > deadline:
+                    raise
+            time.sleep(backoff * random.uniform(0.5, 1.0))
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+            self.store.recover()
+
+    def _clock_args(self) -> list[int]:
+        s = self.settings
+        return [int(self.clock() * 1000), s.idle_timeout * 1000, s.absolute_timeout * 1000]
+
+    @staticmethod
+    def _session(sid: str, reply: list) -> Session:
+        if reply[0] == _MISSING:
+            raise Unauthorized("unknown session (expired, logged out, or the store lost it)")
+        if reply[0] == _EXPIRED:
+            raise Unauthorized("session expired")
+        user, created, version = reply[1]
+        return Session(user, list(reply[2]), int(created) / 1000, sid, int(version))
+
+
+@contextmanager
+def store_errors():
+    """Any store failure becomes a 503 JSON answer: never a fresh anonymous session, never a 500."""
+    try:
+        yield
+    except NotConfirmed as exc:
+        raise StoreUnavailable(str(exc), code="write_not_confirmed") from exc
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
+        raise StoreUnavailable(f"session store unreachable: {type(exc).__name__}") from exc

@@ -1,0 +1,29 @@
+"""Redis Cluster as the distributed session cache: sessions spread over three shards by the slot of their
+id, each shard a master with one replica that takes over when the master dies. A shard's failure touches
+only its own sessions. The `-wait` variant acknowledges a change only once the shard's replica has it."""
+
+from __future__ import annotations
+
+from ..stores import ClusterShard
+from ._redis_cart import RedisCart
+
+
+class ClusterStore(RedisCart):
+    name = "cluster"
+    summary = ("Redis Cluster, 3 masters with a replica each; sessions spread by slot, a shard's failover "
+               "touches only its sessions. Acknowledges before replicating.")
+    position = 52
+    credential = "cookie sl_cluster"
+    dependencies = ("cluster",)
+
+    @classmethod
+    def open_store(cls, settings):
+        return ClusterShard(settings)
+
+
+class ClusterWaitStore(ClusterStore):
+    name = "cluster-wait"
+    summary = "As cluster, but a change is acknowledged only once the shard's replica confirms it (WAIT), else 503."
+    position = 53
+    credential = "cookie sl_cluster_wait"
+    confirms_writes = True
