@@ -3,14 +3,18 @@
     python -m loadtest.faults.chaos --fault kill --target app2 --hold 15
     python -m loadtest.faults.chaos --fault pause --target random --seed 7 --timeline results/timeline.jsonl
 
-Faults (on app1, app2, app3 or redis):
+Targets: a service (app1-3, redis, a Sentinel or Cluster container) or a store role, resolved when the
+fault fires (loadtest/faults/store_roles.py): sentinel-primary, sentinel-replica, sentinel-quorum,
+cluster-master, cluster-shard. `random` picks an app node.
+
+Faults:
     kill        SIGKILL: the process dies at once, mid-request          recover: start it again
     stop        SIGTERM: graceful, in-flight requests finish first       recover: start it again
     pause       frozen (cgroup freezer): TCP still accepted, no answers  recover: unpause
     disconnect  cut off from the lab network                            recover: reconnect, same address
     restart     graceful stop and start in one step                     (its own recovery)
 
---hold 0 leaves the fault in place (recover later with --recover TARGET). Ctrl-C during the hold recovers
+--hold 0 leaves the fault in place (recover later with --recover SERVICE[,SERVICE]). Ctrl-C during the hold recovers
 at once. Every action is appended to the timeline (JSON lines, epoch seconds) with how long it took.
 """
 
@@ -21,14 +25,16 @@ import json
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from loadtest.faults import store_roles
 from loadtest.faults.compose import (
-    SERVICES, LabError, compose, container_id, docker, project, require_docker, require_stack, states,
+    APP_NODES, SERVICES, LabError, compose, container_id, docker, project, require_docker, require_stack, states,
 )
 
 FAULTS = ("kill", "stop", "pause", "disconnect", "restart")
+TARGETS = SERVICES + tuple(store_roles.ROLES)
 
 
 def network() -> str:
@@ -38,36 +44,49 @@ def network() -> str:
 @dataclass
 class Fault:
     fault: str
-    target: str
-    address: str = ""  # remembered for `disconnect`, so the node comes back where nginx expects it
+    target: str  # a service or a store role
+    services: list[str] = field(default_factory=list)  # what the target is when the fault fires
+    addresses: dict[str, str] = field(default_factory=dict)  # for `disconnect`: each comes back where it was
+    seed: int | None = None
+
+    def resolve(self) -> list[str]:
+        if not self.services:
+            self.services = store_roles.resolve(self.target, random.Random(self.seed))
+        return self.services
 
     def inject(self) -> None:
+        services = self.resolve()
         if self.fault == "kill":
-            compose("kill", "-s", "SIGKILL", self.target)
+            compose("kill", "-s", "SIGKILL", *services)
         elif self.fault == "stop":
-            compose("stop", "-t", "15", self.target, timeout=60)
+            compose("stop", "-t", "15", *services, timeout=60)
         elif self.fault == "pause":
-            compose("pause", self.target)
+            compose("pause", *services)
         elif self.fault == "disconnect":
-            cid = container_id(self.target)
-            fmt = "{{(index .NetworkSettings.Networks \"%s\").IPAddress}}" % network()
-            self.address = docker("inspect", "-f", fmt, cid).stdout.strip()
-            docker("network", "disconnect", network(), cid)
+            for service in services:
+                cid = container_id(service)
+                fmt = "{{(index .NetworkSettings.Networks \"%s\").IPAddress}}" % network()
+                self.addresses[service] = docker("inspect", "-f", fmt, cid).stdout.strip()
+                docker("network", "disconnect", network(), cid)
         elif self.fault == "restart":
-            compose("restart", "-t", "15", self.target, timeout=120)
-            wait_healthy(self.target)
+            compose("restart", "-t", "15", *services, timeout=120)
+            for service in services:
+                wait_healthy(service)
 
     def recover(self) -> None:
+        services = self.resolve()
         if self.fault in ("kill", "stop"):
-            compose("start", self.target, timeout=120)  # the same container again: no image lookup, no rebuild
+            compose("start", *services, timeout=120)  # the same containers again: no image lookup, no rebuild
         elif self.fault == "pause":
-            compose("unpause", self.target)
+            compose("unpause", *services)
         elif self.fault == "disconnect":
-            args = ["network", "connect", "--alias", self.target]
-            if self.address:
-                args += ["--ip", self.address]
-            docker(*args, network(), container_id(self.target))
-        wait_healthy(self.target)
+            for service in services:
+                args = ["network", "connect", "--alias", service]
+                if self.addresses.get(service):
+                    args += ["--ip", self.addresses[service]]
+                docker(*args, network(), container_id(service))
+        for service in services:
+            wait_healthy(service)
 
 
 def wait_healthy(service: str, timeout: float = 90) -> None:
@@ -87,23 +106,25 @@ class Timeline:
 
     def log(self, event: str, fault: Fault, started: float, ok: bool = True, detail: str = "") -> dict:
         entry = {"t": round(started, 3), "event": event, "fault": fault.fault, "target": fault.target,
-                 "seconds": round(time.time() - started, 3), "ok": ok, "detail": detail}
+                 "services": list(fault.services), "seconds": round(time.time() - started, 3), "ok": ok,
+                 "detail": detail}
         self.events.append(entry)
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a") as f:
                 f.write(json.dumps(entry) + "\n")
         stamp = time.strftime("%H:%M:%S", time.localtime(started))
-        print(f"[{stamp}] {event:<9} {fault.fault} {fault.target} ({entry['seconds']:.1f} s){' ' + detail if detail else ''}",
-              flush=True)
+        role = f" = {', '.join(fault.services)}" if fault.services != [fault.target] else ""
+        print(f"[{stamp}] {event:<9} {fault.fault} {fault.target}{role} ({entry['seconds']:.1f} s)"
+              f"{' ' + detail if detail else ''}", flush=True)
         return entry
 
 
 def pick_target(target: str, seed: int | None) -> str:
     if target == "random":
-        return random.Random(seed).choice([s for s in SERVICES if s != "redis"])
-    if target not in SERVICES:
-        raise LabError(f"unknown target {target!r}: choose one of {', '.join(SERVICES)} or random", exit_code=2)
+        return random.Random(seed).choice(APP_NODES)
+    if target not in TARGETS:
+        raise LabError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)} or random", exit_code=2)
     return target
 
 
@@ -129,24 +150,33 @@ def run(fault: Fault, hold: float, timeline: Timeline, sleep=time.sleep) -> None
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chaos", description=__doc__.split("\n\n")[0])
     parser.add_argument("--fault", choices=FAULTS, default="kill")
-    parser.add_argument("--target", default="random", help=f"{', '.join(SERVICES)} or random (app nodes only)")
+    parser.add_argument("--target", default="random",
+                        help=f"a service, a store role ({', '.join(store_roles.ROLES)}), or random (an app node)")
     parser.add_argument("--seed", type=int, default=None, help="seed for --target random")
     parser.add_argument("--hold", type=float, default=15, help="seconds before recovery; 0 leaves it faulted")
     parser.add_argument("--timeline", type=Path, default=None, help="JSON-lines file to append the steps to")
-    parser.add_argument("--recover", metavar="TARGET", help="only recover TARGET from --fault (after --hold 0)")
+    parser.add_argument("--recover", metavar="SERVICES",
+                        help="only recover these comma-separated services from --fault (after --hold 0)")
     args = parser.parse_args(argv)
     try:
         timeline = Timeline(args.timeline)
         if args.recover:
-            fault = Fault(args.fault, pick_target(args.recover, None))
+            services = [s.strip() for s in args.recover.split(",") if s.strip()]
+            for service in services:
+                if service not in SERVICES:
+                    raise LabError(f"--recover takes services (a role has moved on since): {service!r} is none of "
+                                   f"{', '.join(SERVICES)}", exit_code=2)
+            fault = Fault(args.fault, ",".join(services), services=services)
             require_docker()
             started = time.time()
             fault.recover()
             timeline.log("recovered", fault, started)
             return 0
-        fault = Fault(args.fault, pick_target(args.target, args.seed))
+        fault = Fault(args.fault, pick_target(args.target, args.seed), seed=args.seed)
         require_stack()
         run(fault, args.hold, timeline)
+        if args.hold <= 0:
+            print(f"chaos: left faulted; recover with --fault {fault.fault} --recover {','.join(fault.services)}")
         return 0
     except LabError as exc:
         print(f"chaos: {exc}", file=sys.stderr)

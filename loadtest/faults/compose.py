@@ -15,7 +15,11 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("app1", "app2", "app3", "redis")  # the services chaos may fault
+APP_NODES = ("app1", "app2", "app3")
+SENTINEL_DATA = ("sentinel-data1", "sentinel-data2", "sentinel-data3")  # the Sentinel group's Redis processes
+SENTINELS = ("sentinel1", "sentinel2", "sentinel3")
+CLUSTER = tuple(f"cluster{i}" for i in range(1, 7))
+SERVICES = APP_NODES + ("redis",) + SENTINEL_DATA + SENTINELS + CLUSTER  # the services chaos may fault
 LAB_URL = os.environ.get("LAB_URL", "http://127.0.0.1:8080")
 
 

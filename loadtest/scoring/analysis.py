@@ -13,9 +13,15 @@ from collections import defaultdict
 from pathlib import Path
 
 from loadtest.users import record
-from loadtest.users.oracle import ERROR, FOREIGN, NOT_REVOKED, OK, OUTCOMES, SESSION_LOST, WRITES_LOST
+from loadtest.users.oracle import DUPLICATE, ERROR, FOREIGN, NOT_REVOKED, OK, OUTCOMES, SESSION_LOST, WRITES_LOST
 
 SETTLED_AFTER = 3.0  # a strategy counts as recovered when its last bad answer came this long before the end
+GET_ACTIONS = ("read", "replay")  # every other action is a POST (login, add, logout)
+# The store's own events (loadtest/faults/store_watch.py) that the scorecard reports, as columns.
+STORE_EVENTS = {
+    "detected_s": ("primary down (quorum)", "master failed (majority)"),
+    "promoted_s": ("replica promoted",),
+}
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -60,6 +66,9 @@ def scenario_rows(rows: list[dict], scenario: dict) -> list[dict]:
         for user in [u for u, action in first_after.items() if action in ("logout", "replay")]:
             last_node.pop(user, None)
         latencies = [r["latency_ms"] for r in rs]
+        window = [r["latency_ms"] for r in rs if inject <= r["t"] < recovered]
+        unavailable, first_success = unavailability(rs, inject)
+        events = {e["event"]: e["t"] for e in scenario.get("store_events", ())}
         out.append({
             "strategy": strategy,
             "mode": scenario["mode"],
@@ -74,6 +83,16 @@ def scenario_rows(rows: list[dict], scenario: dict) -> list[dict]:
             "sessions_lost_after_recovery": sum(1 for r in outcome(SESSION_LOST) if r["t"] >= recovered),
             "writes_lost": sum(r["lost_items"] for r in outcome(WRITES_LOST)),
             "foreign": len(outcome(FOREIGN)),
+            "duplicates": len(outcome(DUPLICATE)),
+            "store": scenario.get("store", ""),
+            "errors_get": sum(1 for r in outcome(ERROR) if r["action"] in GET_ACTIONS),
+            "errors_post": sum(1 for r in outcome(ERROR) if r["action"] not in GET_ACTIONS),
+            "unavailable_s": unavailable,
+            "p99_window_ms": percentile(window, 99),
+            "errors_off_shard": errors_off_shard(errors_after, scenario),
+            **{column: next((round(events[e] - inject, 2) for e in names if e in events), None)
+               for column, names in STORE_EVENTS.items()},
+            "first_success_s": first_success,
             "replays": sum(1 for r in rs if r["action"] == "replay"),
             "not_revoked": len(outcome(NOT_REVOKED)),
             "p50_ms": percentile(latencies, 50),
@@ -90,6 +109,39 @@ def scenario_rows(rows: list[dict], scenario: dict) -> list[dict]:
                                                   and r["outcome"] == OK and inject <= r["t"] < recovered}),
         })
     return out
+
+
+def unavailability(rs: list[dict], inject: float) -> tuple[float, float | None]:
+    """(unavailable_s, first_success_s) for one strategy after the fault. Unavailable: the longest any user
+    waited from its first failed answer to its next good one (to the end of the data when none came);
+    first success: when, after the first failure, the first user got a good answer again (s after inject)."""
+    failed_at: dict[str, float] = {}
+    longest, first_failure, first_success = 0.0, None, None
+    for r in rs:
+        if r["t"] < inject:
+            continue
+        end = r["t"] + r["latency_ms"] / 1000
+        if r["outcome"] == ERROR:
+            failed_at.setdefault(r["user"], r["t"])
+            first_failure = r["t"] if first_failure is None else first_failure
+        elif r["outcome"] == OK and r["user"] in failed_at:
+            longest = max(longest, end - failed_at.pop(r["user"]))
+            if first_success is None:
+                first_success = end
+    if rs:
+        last = max(r["t"] + r["latency_ms"] / 1000 for r in rs)
+        longest = max([longest, *(last - t for t in failed_at.values())])
+    return round(longest, 2), (round(first_success - inject, 2) if first_success is not None else None)
+
+
+def errors_off_shard(errors: list[dict], scenario: dict) -> int | None:
+    """Errors (logins aside) of sessions whose slot the faulted Cluster nodes do not serve; None when the
+    fault is not a Cluster one. A login is left out: its new session may land on any shard, the dead one too."""
+    slots = scenario.get("slots")
+    if not slots:
+        return None
+    inside = lambda slot: any(first <= slot <= last for first, last in slots)  # noqa: E731
+    return sum(1 for r in errors if r["action"] != "login" and r["slot"] >= 0 and not inside(r["slot"]))
 
 
 def per_second(rows: list[dict], start: float) -> dict[str, list[dict]]:

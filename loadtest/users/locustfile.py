@@ -27,6 +27,7 @@ from collections import Counter
 from pathlib import Path
 
 from locust import FastHttpUser, constant_pacing, events, task
+from redis.crc import key_slot
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "services" / "app")]
@@ -56,6 +57,7 @@ class SessionUser(FastHttpUser):
     strategy = ""
     keeps_state = True
     revocable = True
+    cookie = ""  # the session cookie's name, for strategies whose credential is one
     wait_time = constant_pacing(PACING)
     network_timeout = 10.0
     connection_timeout = 5.0
@@ -136,14 +138,21 @@ class SessionUser(FastHttpUser):
             self.expect = None
         node = (r.headers or {}).get("X-Served-By", "") if status else ""
         RECORDER.add(started, self.strategy, self.name, action, status, verdict.outcome, verdict.lost_items,
-                     r.request_meta["response_time"], node)
+                     r.request_meta["response_time"], node, self._slot())
         return verdict
+
+    def _slot(self) -> int:
+        """The Cluster slot of the session cookie this user holds (-1: none), for the shard analysis."""
+        for cookie in self.client.cookiejar:
+            if cookie.name == self.cookie:
+                return key_slot(cookie.value.encode())
+        return -1
 
 
 for _cls in chosen_strategies():
     _name = f"{_cls.name.title().replace('-', '').replace('_', '')}User"
     globals()[_name] = type(_name, (SessionUser,), {"strategy": _cls.name, "keeps_state": _cls.keeps_state,
-                                                    "revocable": _cls.revocable})
+                                                    "revocable": _cls.revocable, "cookie": _cls.session_cookie})
 
 
 @events.quitting.add_listener

@@ -6,8 +6,9 @@ remembers each item the server acknowledged, and every answer is one of:
 - ok:            the cart is exactly what the user expects
 - session_lost:  the server no longer knows the session (the user must log in again)
 - writes_lost:   the session exists but acknowledged items are missing (rolled back)
-- foreign:       the cart holds items this user never added (another user's, or a second copy of one
-                 add), or another user's name: a leak, must be 0
+- foreign:       the cart holds items this user never added (another user's), or another user's name:
+                 a leak, must be 0
+- duplicate:     one add applied twice (an item appears twice): a retry that was not exactly-once
 - not_revoked:   a credential replayed after its logout still opened the session: a strategy that claims
                  revocation (`revocable`) must refuse it once REVOCATION_BOUND has passed
 - error:         5xx, connection error, timeout, or any other answer the load test never provokes
@@ -18,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 OK, SESSION_LOST, WRITES_LOST, FOREIGN, ERROR = "ok", "session_lost", "writes_lost", "foreign", "error"
-NOT_REVOKED = "not_revoked"
-OUTCOMES = (OK, SESSION_LOST, WRITES_LOST, FOREIGN, NOT_REVOKED, ERROR)
+NOT_REVOKED, DUPLICATE = "not_revoked", "duplicate"
+OUTCOMES = (OK, SESSION_LOST, WRITES_LOST, FOREIGN, DUPLICATE, NOT_REVOKED, ERROR)
 REVOCATION_BOUND = 1.0  # seconds within which a logout must reach every node (the lab's claim)
 
 
@@ -86,7 +87,7 @@ class Expectation:
         if strangers:
             return Verdict(FOREIGN, detail=f"items never added by this user: {strangers[:3]!r}")
         if len(set(items)) != len(items):  # one add applied twice: the second copy was never added
-            return Verdict(FOREIGN, detail="an item appears twice")
+            return Verdict(DUPLICATE, detail="an item appears twice")
         present = set(items)
         missing = [i for i in self.acked if i not in present]
         if item is not None and item not in present:

@@ -25,7 +25,9 @@ def run(module, *args, path=None):
     [
         (["--fault", "nuke"], "invalid choice: 'nuke'"),
         (["--target", "app9"], "unknown target 'app9'"),
-        (["--recover", "db"], "unknown target 'db'"),
+        (["--recover", "db"], "'db' is none of app1"),
+        (["--recover", "sentinel-primary"], "a role has moved on since"),
+        (["--target", "sentinel-boss"], "unknown target 'sentinel-boss'"),
     ],
 )
 def test_chaos_bad_input(args, message):

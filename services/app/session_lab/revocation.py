@@ -85,6 +85,9 @@ class RevocationList:
     def status(self) -> str:
         if self.redis is None:
             return "ok"  # JWT_REVOCATION_SYNC=false: nothing to propagate by design
+        # A node asked before it verified any token has no listener yet: start it, so readiness reports
+        # what the node will do, not that nobody has asked it anything.
+        self._ensure_listening()
         with self._lock:
             pending = len(self._pending)
         if self._connected and not pending:

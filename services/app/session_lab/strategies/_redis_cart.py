@@ -95,10 +95,16 @@ def keys_of(sid: str) -> list[str]:
 class RedisCart(Strategy):
     """A strategy whose sessions live in a Redis store; subclasses name the store and the durability."""
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" in vars(cls):  # each strategy its own cookie, named after it: sl_redis, sl_sentinel_wait, ...
+            cls.session_cookie = f"sl_{cls.name.replace('-', '_')}"
+            cls.credential = f"cookie {cls.session_cookie}"
+
     def __init__(self, settings, store: Store | None = None, **kwargs):
         super().__init__(settings, **kwargs)
         self.store = store or self.open_store(settings)
-        self.cookie = f"sl_{self.name.replace('-', '_')}"
+        self.cookie = self.session_cookie
 
     @classmethod
     def open_store(cls, settings) -> Store:

@@ -38,6 +38,7 @@ class Strategy(ABC):
     keeps_state: ClassVar[bool] = True  # False only for the `none` baseline
     needs_sticky: ClassVar[bool] = False  # True when the session lives inside one node
     credential: ClassVar[str]  # how the client carries the session, for docs and the API listing
+    session_cookie: ClassVar[str] = ""  # the cookie holding a server-side session's id, if that is the credential
     dependencies: ClassVar[tuple[str, ...]] = ()  # services it needs (tests pick their layer by this)
     revocable: ClassVar[bool] = True  # logout makes the credential worthless on every node
     revocation_via: ClassVar[tuple[str, ...]] = ()  # services that carry logouts to the other nodes

@@ -13,7 +13,6 @@ class ClusterStore(RedisCart):
     summary = ("Redis Cluster, 3 masters with a replica each; sessions spread by slot, a shard's failover "
                "touches only its sessions. Acknowledges before replicating.")
     position = 52
-    credential = "cookie sl_cluster"
     dependencies = ("cluster",)
 
     @classmethod
@@ -25,5 +24,4 @@ class ClusterWaitStore(ClusterStore):
     name = "cluster-wait"
     summary = "As cluster, but a change is acknowledged only once the shard's replica confirms it (WAIT), else 503."
     position = 53
-    credential = "cookie sl_cluster_wait"
     confirms_writes = True

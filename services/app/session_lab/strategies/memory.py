@@ -32,6 +32,7 @@ class MemoryStore(Strategy):
     position = 10
     needs_sticky = True
     credential = f"cookie {COOKIE}"
+    session_cookie = COOKIE
 
     def __init__(self, settings, **kwargs):
         super().__init__(settings, **kwargs)

@@ -10,7 +10,6 @@ class RedisStore(RedisCart):
     name = "redis"
     summary = "Central Redis store; any node serves any request while Redis answers."
     position = 20
-    credential = "cookie sl_redis"
     dependencies = ("redis",)
 
     @classmethod

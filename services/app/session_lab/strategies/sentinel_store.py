@@ -13,7 +13,6 @@ class SentinelStore(RedisCart):
     summary = ("Redis primary with two replicas and three sentinels; a failover costs seconds of latency. "
                "Acknowledges before replicating: a failover may lose the last writes.")
     position = 50
-    credential = "cookie sl_sentinel"
     dependencies = ("sentinel",)
 
     @classmethod
@@ -25,5 +24,4 @@ class SentinelWaitStore(SentinelStore):
     name = "sentinel-wait"
     summary = "As sentinel, but a change is acknowledged only once a replica confirms it (WAIT), else 503."
     position = 51
-    credential = "cookie sl_sentinel_wait"
     confirms_writes = True
