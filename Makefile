@@ -16,6 +16,7 @@ HOLD ?= 15
 SEED ?=
 NODE ?=
 QUICK ?=
+SUITE ?=
 DURATION ?= 600
 RESULTS := results/$(shell date -u +%Y%m%dT%H%M%SZ)
 export LAB_URL
@@ -63,7 +64,7 @@ load-ui: venv ## Locust's web UI on http://127.0.0.1:8089, load already running 
 	$(VENV)/bin/locust -f loadtest/users/locustfile.py -H $(LAB_URL) --web-host 127.0.0.1 --web-port 8089 \
 		--autostart -u $(USERS) -r $(USERS) --run-time $(UI_RUN_TIME) --autoquit 30
 
-chaos: venv ## Fault a service: make chaos FAULT=kill|stop|pause|disconnect|restart TARGET=app2|redis|random HOLD=15
+chaos: venv ## Fault a service or store role: make chaos FAULT=kill|stop|pause|disconnect|restart TARGET=app2|sentinel-primary|cluster-master|... HOLD=15
 	$(VENV)/bin/python -m loadtest.faults.chaos --fault $(FAULT) --target $(TARGET) --hold $(HOLD) \
 		$(if $(SEED),--seed $(SEED)) --timeline results/chaos-timeline.jsonl
 
@@ -71,8 +72,8 @@ kill-node: venv ## SIGKILL one app node, bring it back after HOLD s (0: leave it
 	@if [ -z "$(NODE)" ]; then echo "usage: make kill-node NODE=app1|app2|app3 [HOLD=15]" >&2; exit 2; fi
 	$(VENV)/bin/python -m loadtest.faults.chaos --fault kill --target $(NODE) --hold $(HOLD) --timeline results/chaos-timeline.jsonl
 
-experiment: venv ## Every strategy x routing mode under faults; scorecard and report in results/ (QUICK=1: ~2.5 min)
-	$(VENV)/bin/python -m loadtest.runs.experiment $(if $(QUICK),--quick)
+experiment: venv ## Every strategy under faults; scorecard and report in results/ (QUICK=1: ~3.5 min; SUITE=stores)
+	$(VENV)/bin/python -m loadtest.runs.experiment $(if $(QUICK),--quick) $(if $(SUITE),--suite $(SUITE))
 
 soak: venv ## Steady load on every strategy; fails when container memory or Redis keeps growing: make soak DURATION=600
 	$(VENV)/bin/python -m loadtest.runs.soak --duration $(DURATION) --users $(USERS)

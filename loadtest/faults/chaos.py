@@ -70,8 +70,7 @@ class Fault:
                 docker("network", "disconnect", network(), cid)
         elif self.fault == "restart":
             compose("restart", "-t", "15", *services, timeout=120)
-            for service in services:
-                wait_healthy(service)
+            wait_healthy(*services)
 
     def recover(self) -> None:
         services = self.resolve()
@@ -85,18 +84,20 @@ class Fault:
                 if self.addresses.get(service):
                     args += ["--ip", self.addresses[service]]
                 docker(*args, network(), container_id(service))
-        for service in services:
-            wait_healthy(service)
+        wait_healthy(*services)
 
 
-def wait_healthy(service: str, timeout: float = 90) -> None:
+def wait_healthy(*services: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
+    waiting = list(services)
     while time.monotonic() < deadline:
-        row = states().get(service, {})
-        if row.get("State") == "running" and row.get("Health", "healthy") in ("healthy", ""):
+        rows = states()
+        waiting = [s for s in waiting if not (rows.get(s, {}).get("State") == "running"
+                                              and rows[s].get("Health", "healthy") in ("healthy", ""))]
+        if not waiting:
             return
         time.sleep(0.5)
-    raise LabError(f"{service} did not become healthy within {timeout:.0f} s")
+    raise LabError(f"{', '.join(waiting)} did not become healthy within {timeout:.0f} s")
 
 
 class Timeline:

@@ -2,9 +2,11 @@
 scorecard, the raw data behind it, an HTML report with plots, and a verdict on the lab's claims.
 
     python -m loadtest.runs.experiment --quick          (make experiment QUICK=1)
-    python -m loadtest.runs.experiment                  (full: every fault)
+    python -m loadtest.runs.experiment                  (full: every app-node fault, and Redis killed)
+    python -m loadtest.runs.experiment --suite stores   (make experiment SUITE=stores: Sentinel and Cluster)
 
-Each scenario: warm-up, fault, hold, recovery, cool-down, with Locust running throughout. Results go to
+Each scenario: warm-up, fault, hold, recovery, cool-down, with Locust running throughout; a store fault
+also records the store's own timeline (detected, promoted). Results go to
 results/<UTC time>/. Exit 0 when every hypothesis held, 1 when one deviated, 2 on bad input; Ctrl-C
 recovers the faulted service, restores the routing mode, and keeps the data gathered so far (exit 130).
 """
@@ -16,15 +18,16 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
 
-from loadtest.faults import chaos
+from loadtest.faults import chaos, store_roles, store_watch
+from loadtest.faults.chaos import FAULTS, TARGETS, Fault, Timeline, wait_healthy
+from loadtest.faults.compose import LAB_URL, ROOT, SERVICES, LabError, current_mode, require_stack, switch_mode
 from loadtest.runs import locust_run
+from loadtest.runs.suites import SUITES, Schedule, plan
 from loadtest.scoring import analysis, report
 from loadtest.users import record
-from loadtest.faults.chaos import FAULTS, Fault, Timeline, wait_healthy
-from loadtest.faults.compose import LAB_URL, ROOT, SERVICES, LabError, current_mode, require_stack, switch_mode
 
 sys.path.insert(0, str(ROOT / "services" / "app"))
 from session_lab import strategies as registry  # noqa: E402
@@ -32,29 +35,17 @@ from session_lab import strategies as registry  # noqa: E402
 MODES = sorted(p.stem for p in (ROOT / "loadbalancer" / "modes").glob("*.conf"))
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """Seconds per phase, and the faults to run in each routing mode (chaostoolkit's method, as data)."""
-
-    warmup: float
-    hold: float
-    cooldown: float
-    faults: tuple[tuple[str, str], ...]
-
-
-QUICK = Schedule(warmup=8, hold=8, cooldown=10, faults=(("kill", "app2"),))
-FULL = Schedule(warmup=10, hold=10, cooldown=15, faults=(
-    ("kill", "app2"), ("stop", "app2"), ("pause", "app2"), ("disconnect", "app2"), ("kill", "redis"),
-))
-
-
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="experiment", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="one fault (kill app2) per mode: about 3 minutes")
+    p.add_argument("--quick", action="store_true", help="the quick suite: kill app2 in every mode, kill the "
+                   "Sentinel primary and a Cluster master: about 3.5 minutes")
+    p.add_argument("--suite", choices=sorted(SUITES), default=None, help="quick, full (default) or stores")
     p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, from: {', '.join(MODES)}")
     p.add_argument("--strategies", default="", help="comma-separated subset (default: every strategy)")
-    p.add_argument("--faults", default="", help="override the schedule: fault:target,... e.g. stop:app1,kill:redis")
-    p.add_argument("--users", type=int, default=30, help="simulated users in all, spread over the strategies")
+    p.add_argument("--faults", default="", help="override the schedule: fault:target,... e.g. stop:app1,kill:redis "
+                   "(store roles such as kill:sentinel-primary run in one mode)")
+    p.add_argument("--users", type=int, default=None,
+                   help="simulated users in all, spread over the strategies (default: 4 per strategy)")
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/<UTC time>)")
     args = p.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -66,16 +57,22 @@ def parse_args(argv):
     bad = [s for s in chosen if s not in names]
     if bad:
         raise LabError(f"unknown strategy {', '.join(bad)}: choose from {', '.join(names)}", 2)
-    schedule = QUICK if args.quick else FULL
+    if args.quick and args.suite not in (None, "quick"):
+        raise LabError(f"--quick and --suite {args.suite} disagree: choose one", 2)
+    args.suite = "quick" if args.quick else (args.suite or "full")
+    schedule = SUITES[args.suite]
     if args.faults:
-        faults = []
+        app_faults, store_faults = [], []
         for step in args.faults.split(","):
             fault, _, target = step.strip().partition(":")
-            if fault not in FAULTS or fault == "restart" or target not in SERVICES:
+            if fault not in FAULTS or fault == "restart" or target not in TARGETS:
                 raise LabError(f"bad fault step {step!r}: use FAULT:TARGET with FAULT in kill, stop, pause, "
-                               f"disconnect and TARGET in {', '.join(SERVICES)}", 2)
-            faults.append((fault, target))
-        schedule = Schedule(schedule.warmup, schedule.hold, schedule.cooldown, tuple(faults))
+                               f"disconnect and TARGET in {', '.join(TARGETS)}", 2)
+            (store_faults if store_roles.store_of(target) in ("sentinel", "cluster") else app_faults).append(
+                (fault, target))
+        schedule = replace(schedule, faults=tuple(app_faults), store_faults=tuple(store_faults))
+    if args.users is None:
+        args.users = 4 * len(chosen or names)
     if args.users < len(chosen or names):
         raise LabError(f"--users must be at least one per strategy ({len(chosen or names)})", 2)
     return args, modes, chosen, schedule
@@ -107,9 +104,17 @@ def run_scenario(run_dir: Path, mode: str, fault: Fault, schedule: Schedule, arg
     locust = locust_run.start(raw, args.users, bound, ",".join(chosen), "--csv-full-history")
     scenario["start"] = time.time()
     mark = len(timeline.events)
+    watch = None
     try:
         progress.wait(schedule.warmup, f"{mode}: {args.users} users, warm-up")
         progress.say(f"{mode}: {fault.fault} {fault.target}")
+        scenario["store"] = store_roles.store_of(fault.target)
+        if scenario["store"] in ("sentinel", "cluster"):
+            scenario["services"] = fault.resolve()  # the role now, just before the fault fires
+            if scenario["store"] == "cluster":
+                masters = [s for s in scenario["services"] if store_roles.slots_of(s)]
+                scenario["slots"] = [list(r) for s in masters for r in store_roles.slots_of(s)]
+            watch = store_watch.StoreWatch(fault.target, scenario["services"], schedule.hold + schedule.cooldown + 30)
         # Inject, hold, recover: the chaos script's own sequence, which recovers even when interrupted.
         chaos.run(fault, schedule.hold, timeline, sleep=lambda seconds: progress.wait(seconds, f"{mode}: hold"))
         progress.wait(schedule.cooldown, f"{mode}: recovered in {timeline.events[-1]['seconds']:.1f} s, cool-down")
@@ -121,6 +126,8 @@ def run_scenario(run_dir: Path, mode: str, fault: Fault, schedule: Schedule, arg
             elif event["event"] == "recovered":
                 scenario["recovered"] = event["t"] + event["seconds"]
         scenario["end"] = time.time()
+        if watch is not None:
+            scenario["store_events"] = watch.stop()
         scenario.setdefault("inject", scenario["end"])
         scenario.setdefault("recovered", scenario["end"])
         locust_run.stop(locust)
@@ -129,10 +136,24 @@ def run_scenario(run_dir: Path, mode: str, fault: Fault, schedule: Schedule, arg
     return scenario
 
 
+def wait_stores_whole(progress, timeout: float = 90) -> None:
+    """Before the next scenario: the Sentinel primary has its two replicas again and every Cluster master a
+    replica (a recovered node resyncs first), so each fault starts from the same topology."""
+    deadline = time.monotonic() + timeout
+    missing = store_roles.whole()
+    if missing:
+        progress.say(f"waiting for the stores to be whole: {missing}")
+    while missing and time.monotonic() < deadline:
+        time.sleep(1)
+        missing = store_roles.whole()
+    if missing:
+        raise LabError(f"the stores did not become whole within {timeout:.0f} s: {missing}")
+
+
 def summarize(rows: list[dict]) -> None:
-    cols = ["requests", "errors", "sessions_lost", "writes_lost", "foreign", "not_revoked", "p95_ms"]
+    cols = ["requests", "errors", "sessions_lost", "writes_lost", "duplicates", "unavailable_s", "p95_ms"]
     for row in rows:
-        print("      " + f"{row['strategy']:<8}" + "  ".join(f"{c}={row[c]}" for c in cols))
+        print("      " + f"{row['strategy']:<14}" + "  ".join(f"{c}={row[c]}" for c in cols))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,18 +166,18 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = args.out or ROOT / "results" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     run_dir.mkdir(parents=True, exist_ok=True)
     timeline = Timeline(run_dir / "timeline.jsonl")
-    plan = [(mode, f, t) for mode in modes for f, t in schedule.faults]
-    progress = Progress(len(plan))
+    steps = plan(schedule, modes)
+    progress = Progress(len(steps))
     original_mode = current_mode()
     scenarios: list[dict] = []
     (run_dir / "run.json").write_text(json.dumps({
-        "quick": args.quick, "modes": modes, "strategies": chosen or registry.names(), "users": args.users,
+        "suite": args.suite, "quick": args.suite == "quick", "modes": modes, "strategies": chosen or registry.names(), "users": args.users,
         "schedule": asdict(schedule), "lab_url": LAB_URL, "started": time.time(), "cores": os.cpu_count(),
     }, indent=2))
-    print(f"experiment: {len(plan)} scenarios, results in {run_dir}", flush=True)
+    print(f"experiment: {args.suite} suite, {len(steps)} scenarios, results in {run_dir}", flush=True)
     status = 0
     try:
-        for mode, fault_name, target in plan:
+        for mode, fault_name, target in steps:
             if current_mode() != mode:
                 switch_mode(mode)
             scenario = run_scenario(run_dir, mode, Fault(fault_name, target), schedule, args, chosen, progress,
@@ -164,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             (run_dir / "scenarios.json").write_text(json.dumps(scenarios, indent=2))
             summarize(analysis.scenario_rows(record.read(run_dir / "raw" / scenario["id"] / "requests.csv"),
                                              scenario))
-            for service in SERVICES:
-                wait_healthy(service)
+            wait_healthy(*SERVICES)
+            wait_stores_whole(progress)
             progress.done += 1
     except KeyboardInterrupt:
         print("\nexperiment: interrupted; the faulted service was recovered, writing what was gathered", file=sys.stderr)

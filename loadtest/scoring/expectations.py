@@ -12,6 +12,13 @@ from typing import Callable
 
 NODE_DEATHS = ("kill", "stop")
 STICKY_MODES = ("sticky", "ip-hash")  # routing that keeps a user on one node
+# The lab's claims for a failover, in seconds a strategy's users may wait (unavailable_s): Sentinel's
+# down-after 1 s + vote + promotion (stores/sentinel/sentinel.conf), Cluster's node-timeout 1.5 s + replica
+# delay + election (stores/cluster/redis.conf), each with the client's backoff on top.
+FAILOVER_BOUND = {"sentinel-primary": 3.0, "cluster-master": 4.0}
+# Store faults after which the promoted copy still has a replica to confirm writes: the Sentinel group keeps
+# a second replica; a Cluster shard has one replica only, and it is the one just promoted.
+REPLICA_LEFT = ("sentinel-primary", "sentinel-replica", "sentinel-quorum")
 
 
 def shared(cls) -> bool:
@@ -21,6 +28,15 @@ def shared(cls) -> bool:
 
 def on_node(row) -> bool:
     return row["target"].startswith("app")
+
+
+def own_store(row, cls) -> bool:
+    """The fault hit a Sentinel or Cluster store this strategy keeps its sessions in."""
+    return row.get("store") in ("sentinel", "cluster") and row["store"] in cls.dependencies
+
+
+def _at_most(field, bound):
+    return lambda row: None if row[field] <= bound else f"{field} = {row[field]} > {bound}"
 
 
 @dataclass(frozen=True)
@@ -70,6 +86,13 @@ def _errors_are_503(row):
 
 HYPOTHESES = [
     Hypothesis(
+        "adds-apply-once",
+        "No add is ever applied twice (duplicates = 0): retries by nginx and by the app's store client are "
+        "exactly-once thanks to the add's key, across failovers too.",
+        lambda row, cls: True,
+        _zero("duplicates"),
+    ),
+    Hypothesis(
         "no-leaked-session",
         "No user ever sees another user's session or items (foreign = 0), whatever the strategy, mode or fault.",
         lambda row, cls: True,
@@ -118,7 +141,7 @@ HYPOTHESES = [
         "store that carries revocations being down: jwt logouts made then reach the other nodes only when it "
         "returns (counted, not checked).",
         lambda row, cls: cls.revocable and (not cls.needs_sticky or row["mode"] in STICKY_MODES)
-        and row["target"] not in cls.revocation_via,
+        and row["target"] not in cls.revocation_via and (not own_store(row, cls) or cls.confirms_writes),
         _zero("not_revoked"),
     ),
     Hypothesis(
@@ -130,8 +153,48 @@ HYPOTHESES = [
     Hypothesis(
         "store-outage-spares-the-others",
         "Strategies that do not use the failed store carry on: no error, no lost session, no lost write.",
-        lambda row, cls: shared(cls) and not on_node(row) and row["target"] not in cls.dependencies,
+        lambda row, cls: shared(cls) and not on_node(row)
+        and (row.get("store") or row["target"]) not in cls.dependencies,
         _all(_zero("errors"), _zero("sessions_lost"), _zero("writes_lost")),
+    ),
+    Hypothesis(
+        "failover-is-brief",
+        "When the Sentinel primary or a Cluster master is killed, the store's strategies lose no session and "
+        "their users wait at most 3 s (Sentinel) or 4 s (Cluster) for a good answer; what fails in between is "
+        "a 503. A -wait strategy is held to it only where the promoted copy still has a replica to confirm "
+        "its writes (the Sentinel group, not a Cluster shard).",
+        lambda row, cls: own_store(row, cls) and row["fault"] == "kill" and row["target"] in FAILOVER_BOUND
+        and (not cls.confirms_writes or row["target"] in REPLICA_LEFT),
+        lambda row: _all(_zero("sessions_lost"), _errors_are_503,
+                         _at_most("unavailable_s", FAILOVER_BOUND[row["target"]]))(row),
+    ),
+    Hypothesis(
+        "cluster-fault-stays-on-its-shard",
+        "A Cluster master or whole shard failing touches only the sessions whose slots it served: no error for "
+        "a session on another shard (a login may land on the failed shard, so logins are not counted).",
+        lambda row, cls: own_store(row, cls) and row["store"] == "cluster",
+        _zero("errors_off_shard"),
+    ),
+    Hypothesis(
+        "confirmed-writes-survive-store-faults",
+        "A -wait strategy loses no acknowledged write and no session in any fault of its store (kill, stop, "
+        "pause, disconnect, a lost shard or quorum): what no replica confirmed was answered 503, not "
+        "acknowledged. The asynchronous variants' losses are counted, not checked.",
+        lambda row, cls: own_store(row, cls) and cls.confirms_writes,
+        _all(_zero("writes_lost"), _zero("sessions_lost")),
+    ),
+    Hypothesis(
+        "store-faults-answer-503",
+        "Whatever a store fault does to its strategies, what fails is a 503 JSON answer: never a 500, never a "
+        "fresh empty session.",
+        lambda row, cls: own_store(row, cls),
+        _errors_are_503,
+    ),
+    Hypothesis(
+        "no-quorum-still-serves",
+        "With two of three sentinels gone no failover is possible, but the primary still serves: no error.",
+        lambda row, cls: own_store(row, cls) and row["target"] == "sentinel-quorum",
+        _zero("errors"),
     ),
 ]
 

@@ -27,9 +27,19 @@ from session_lab import strategies as registry  # noqa: E402
 COLUMNS = [  # (scorecard field, heading)
     ("strategy", "strategy"), ("mode", "routing"), ("fault", "fault"), ("requests", "requests"),
     ("errors", "errors"), ("sessions_lost", "sessions lost"), ("writes_lost", "writes lost"),
-    ("foreign", "foreign"), ("not_revoked", "not revoked"), ("p50_ms", "p50 ms"), ("p95_ms", "p95 ms"), ("p99_ms", "p99 ms"),
-    ("error_window_s", "error window s"), ("recover_s", "recover s"),
+    ("foreign", "foreign"), ("duplicates", "duplicates"), ("not_revoked", "not revoked"), ("p50_ms", "p50 ms"),
+    ("p95_ms", "p95 ms"), ("p99_ms", "p99 ms"), ("error_window_s", "error window s"),
+    ("unavailable_s", "unavailable s"), ("recover_s", "recover s"),
 ]
+# The store-fault table: only the strategies of the faulted store, with the store's own timeline.
+STORE_COLUMNS = [
+    ("strategy", "strategy"), ("fault", "fault"), ("requests", "requests"), ("errors_get", "errors GET"),
+    ("errors_post", "errors POST"), ("unavailable_s", "unavailable s"), ("p99_window_ms", "p99 in window ms"),
+    ("sessions_lost", "sessions lost"), ("writes_lost", "writes lost"), ("duplicates", "duplicates"),
+    ("errors_off_shard", "errors off shard"), ("detected_s", "detected s"), ("promoted_s", "promoted s"),
+    ("first_success_s", "first success s"),
+]
+HA_STORES = ("sentinel", "cluster")
 
 
 # Why each fault looks the way it does: read off the plots and the balancer's config, kept beside the
@@ -53,6 +63,32 @@ WHY = {
     "disconnect": "Cut off from the lab network, the node cannot be reached at all: connections time out after "
                   "1 s and nginx replays the requests elsewhere; a request already sent when the cut happened "
                   "waits the 5 s read timeout first.",
+}
+# Why each store fault looks the way it does, keyed by target (a store role).
+ROLE_WHY = {
+    "sentinel-primary": "The sentinels mark the primary down after 1 s without answers (down-after), agree (quorum "
+                        "2), elect a leader and promote a replica: the store timeline shows each step. Meanwhile "
+                        "the app retries with backoff for up to 3 s, asking the sentinels where the primary is on "
+                        "every new connection, so most requests only wait. A killed primary may take its last "
+                        "acknowledged writes with it (asynchronous replication): sentinel counts them as writes "
+                        "lost, sentinel-wait acknowledged nothing a replica had not confirmed. Paused or cut off, "
+                        "the old primary wakes up still believing it is primary; min-replicas-to-write makes it "
+                        "refuse writes until the sentinels demote it, instead of acknowledging writes that would "
+                        "vanish. A graceful stop waits for the replicas to catch up before it exits.",
+    "sentinel-replica": "One replica gone: the primary keeps serving, the other replica still confirms "
+                        "sentinel-wait's writes.",
+    "sentinel-quorum": "Two of three sentinels gone: no failover is possible any more (no quorum, no majority to "
+                       "elect a leader), but nothing has failed yet, so the primary serves on: 0 errors. A primary "
+                       "dying now would stay down until a sentinel returns.",
+    "cluster-master": "The shard's master stops answering; after cluster-node-timeout (1.5 s) the other masters "
+                      "agree it failed and its replica wins the election and takes over its slots. Only sessions "
+                      "whose slots that shard serves wait or get 503s (errors off shard = 0); the other two shards "
+                      "answer throughout. The promoted replica has no replica of its own until the old master "
+                      "returns, so cluster-wait refuses writes on that shard (503 write_not_confirmed) for the rest "
+                      "of the outage: durability bought with availability.",
+    "cluster-shard": "Master and replica both gone: the shard's slots have no copy left. With full coverage off "
+                     "the other shards carry on; the lost shard's sessions get 503 until its nodes return from "
+                     "their append-only files with the data intact.",
 }
 STORE_WHY = ("With its store down, a strategy answers 503 after Redis' 0.5 s connect timeout, and the others "
              "carry on. Redis keeps no data by default (no RDB, no AOF), so when it comes back every redis "
@@ -80,6 +116,50 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def store_markdown(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(h for _, h in STORE_COLUMNS) + " |", "|" + "---|" * len(STORE_COLUMNS)]
+    for row in store_rows(rows):
+        lines.append("| " + " | ".join("" if row[f] is None else cell(row, f) for f, _ in STORE_COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def store_rows(rows: list[dict]) -> list[dict]:
+    """The rows of a Sentinel or Cluster fault for the strategies that keep sessions in that store."""
+    classes = {cls.name: cls for cls in registry.classes()}
+    return [r for r in rows if r.get("store") in HA_STORES and r["strategy"] in classes
+            and r["store"] in classes[r["strategy"]].dependencies]
+
+
+def plot_store_faults(rows: list[dict], path: Path) -> None:
+    """Per store fault, each of the store's strategies: the longest wait for a good answer (top, labelled with
+    acknowledged writes lost) and the p99 latency while faulted (bottom): what a failover costs, side by side."""
+    rows = store_rows(rows)
+    faults = list(dict.fromkeys(f"{r['fault']} {r['target']}" for r in rows))
+    colours = {name: f"C{i}" for i, name in enumerate(dict.fromkeys(r["strategy"] for r in rows))}
+    fig, axes = plt.subplots(2, 1, figsize=(max(8, 1.2 * len(faults) + 2), 6.5), sharex=True)
+    for j, fault in enumerate(faults):
+        group = [r for r in rows if f"{r['fault']} {r['target']}" == fault]
+        width = 0.8 / len(group)
+        for i, row in enumerate(group):
+            x = j + (i - (len(group) - 1) / 2) * width
+            axes[0].bar(x, row["unavailable_s"], width, color=colours[row["strategy"]])
+            axes[0].annotate(f"{row['writes_lost']}", (x, row["unavailable_s"]), ha="center", va="bottom",
+                             fontsize=8, color="tab:red" if row["writes_lost"] else "black")
+            axes[1].bar(x, (row["p99_window_ms"] or 0) / 1000, width, color=colours[row["strategy"]])
+    axes[0].set_ylabel("unavailable s", fontsize=9)
+    axes[0].set_title("Store faults. Top: the longest any user waited for a good answer\n(the number on a bar: "
+                      "acknowledged writes lost). Bottom: p99 latency while faulted.", fontsize=9)
+    axes[1].set_ylabel("p99 in window, s", fontsize=9)
+    axes[1].set_xticks(range(len(faults)), faults, rotation=25, ha="right", fontsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
+    axes[0].legend(handles, list(colours), fontsize=8, loc="upper left")
+    for ax in axes:
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def plot_scenario(scenario: dict, series: dict[str, list[dict]], path: Path) -> None:
     fig, axes = plt.subplots(3, 1, figsize=(10, 7.5), sharex=True)
     t0 = scenario["start"]
@@ -89,11 +169,20 @@ def plot_scenario(scenario: dict, series: dict[str, list[dict]], path: Path) -> 
         axes[1].plot(seconds, [p[ERROR] + p[SESSION_LOST] + p[WRITES_LOST] for p in points], label=strategy)
         axes[2].plot(seconds, [p["p95_ms"] if p["p95_ms"] is not None else float("nan") for p in points],
                      label=strategy)
+    store_lines = []
     for ax, title in zip(axes, ["requests / s", "errors + lost sessions + lost writes / s", "p95 latency (ms)"]):
         ax.axvspan(scenario["inject"] - t0, scenario["recovered"] - t0, color="tab:red", alpha=0.12)
         ax.axvline(scenario["inject"] - t0, color="tab:red", linestyle="--", linewidth=1)
         ax.set_ylabel(title, fontsize=8)
         ax.grid(alpha=0.3)
+        for n, event in enumerate(e for e in scenario.get("store_events", ()) if e["event"] != "watching"):
+            line = ax.axvline(event["t"] - t0, color=("black", "tab:olive", "tab:cyan", "tab:brown")[n % 4],
+                              linestyle=":", linewidth=1.4, label=event["event"])
+            if ax is axes[1]:
+                store_lines.append(line)
+    if store_lines:
+        axes[1].legend(handles=store_lines, loc="upper right", fontsize=7, title="the store's timeline",
+                       title_fontsize=7)
     axes[2].set_yscale("log")
     axes[0].legend(loc="upper right", fontsize=8, ncol=len(series))
     axes[0].set_title(f"{scenario['mode']}: {scenario['fault']} {scenario['target']} at the dashed line "
@@ -152,7 +241,8 @@ def write(run_dir: Path) -> list[dict]:
     rows.sort(key=lambda r: (r["mode"], f"{r['fault']} {r['target']}", order.get(r["strategy"], len(order))))
     verdict = expectations.evaluate(rows, classes)
     (run_dir / "scorecard.json").write_text(json.dumps(rows, indent=2))
-    (run_dir / "scorecard.md").write_text(markdown(rows))
+    (run_dir / "scorecard.md").write_text(markdown(rows) + ("\n## Store faults\n\n" + store_markdown(rows)
+                                                           if store_rows(rows) else ""))
     (run_dir / "expectations.json").write_text(json.dumps(verdict, indent=2))
     plots = run_dir / "plots"
     plots.mkdir(exist_ok=True)
@@ -171,6 +261,8 @@ def write(run_dir: Path) -> list[dict]:
                         writer.writeheader()
                     writer.writerow(line)
     plot_losses(rows, plots / "losses.png", list(classes))
+    if store_rows(rows):
+        plot_store_faults(rows, plots / "store-faults.png")
     (run_dir / "report.html").write_text(page(run_dir, scenarios, rows, verdict))
     return verdict
 
@@ -193,9 +285,21 @@ def page(run_dir: Path, scenarios: list[dict], rows: list[dict], verdict: list[d
         f"<h3>{e(s['mode'])}: {e(s['fault'])} {e(s['target'])}{' (interrupted)' if s.get('interrupted') else ''}"
         f"</h3><img src='plots/{e(s['id'])}.png' alt=''>" for s in scenarios)
     faults = {(s["fault"], s["target"]) for s in scenarios}
-    notes = "".join(
-        f"<li><b>{e(fault)} {e(target)}</b>: {e(STORE_WHY if not target.startswith('app') else WHY.get(fault, ''))}</li>"
-        for fault, target in sorted(faults))
+    why = lambda fault, target: (WHY.get(fault, "") if target.startswith("app")  # noqa: E731
+                                 else ROLE_WHY.get(target, STORE_WHY))
+    notes = "".join(f"<li><b>{e(fault)} {e(target)}</b>: {e(why(fault, target))}</li>" for fault, target in sorted(faults))
+    in_store = store_rows(rows)
+    store_table = "<tr>" + "".join(f"<th>{e(h)}</th>" for _, h in STORE_COLUMNS) + "</tr>" + "".join(
+        "<tr>" + "".join(f"<td>{'' if r[f] is None else e(cell(r, f))}</td>" for f, _ in STORE_COLUMNS) + "</tr>"
+        for r in in_store)
+    store_section = f"""<h2>Store faults</h2>
+<p>Sentinel and Cluster faults run in one routing mode only: every node talks to the same store, so routing
+cannot change what a store fault does. Unavailable: the longest any user of the strategy waited from its
+first failed answer to its next good one. p99 in window: latency between the fault and recovery. Errors off
+shard: errors of sessions on a shard the fault did not touch (logins aside). Detected, promoted: the store's
+own timeline (a sentinel's or a cluster node's view, polled every 100 ms), seconds after the fault; first
+success: the first good answer after the strategy's first failure.</p>
+<table>{store_table}</table><img src='plots/store-faults.png' alt=''>""" if in_store else ""
     return f"""<!doctype html>
 <html lang=en><meta charset=utf-8><title>Session Lab: which strategies survive failover?</title>
 <style>
@@ -206,7 +310,7 @@ td:first-child, th:first-child, td:nth-child(2), td:nth-child(3) {{ text-align: 
 .bad {{ color: #b00; }} .good {{ color: #070; }} img {{ max-width: 100%; }}
 </style>
 <h1>Which session strategies survive failover?</h1>
-<p>{len(scenarios)} scenarios ({'quick' if run.get('quick') else 'full'} schedule {e(json.dumps(run.get('schedule', {})))}),
+<p>{len(scenarios)} scenarios ({e(run.get('suite', 'quick' if run.get('quick') else 'full'))} suite {e(json.dumps(run.get('schedule', {})))}),
 {run.get('users', '?')} simulated users spread over {e(', '.join(run.get('strategies', [])))}, against
 {e(run.get('lab_url', ''))} on a {run.get('cores', '?')}-core machine. Every figure below is recomputed from
 <code>raw/*/requests.csv</code> and <code>timeline.jsonl</code> (<code>python -m loadtest.scoring.report {e(str(run_dir))}</code>).</p>
@@ -219,6 +323,7 @@ missing. Foreign: answers holding another user's data. Errors: 5xx, connection e
 Error window: first to last error after the fault. Recover: fault to the last bad answer ("never" when
 bad answers went on to the end, as node-local sessions do under non-sticky routing).</p>
 <table>{table}</table>
+{store_section}
 <h2>Why the numbers look like this</h2><ul>{notes}</ul>
 <h2>Sessions and writes lost</h2><img src='plots/losses.png' alt=''>
 <h2>Over time</h2>{figures}
