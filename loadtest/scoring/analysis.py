@@ -18,8 +18,9 @@ from loadtest.users.oracle import DUPLICATE, ERROR, FOREIGN, NOT_REVOKED, OK, OU
 SETTLED_AFTER = 3.0  # a strategy counts as recovered when its last bad answer came this long before the end
 GET_ACTIONS = ("read", "replay")  # every other action is a POST (login, add, logout)
 # The store's own events (loadtest/faults/store_watch.py) that the scorecard reports, as columns.
-STORE_EVENTS = {
-    "detected_s": ("primary down (quorum)", "master failed (majority)"),
+STORE_EVENTS = {  # column: events in order of preference (a 100 ms poll can miss a short-lived state)
+    "detected_s": ("primary down (quorum)", "master failed (majority)", "primary down (one sentinel)",
+                   "master suspected (one node)"),
     "promoted_s": ("replica promoted",),
 }
 

@@ -184,7 +184,8 @@ def plot_scenario(scenario: dict, series: dict[str, list[dict]], path: Path) -> 
         axes[1].legend(handles=store_lines, loc="upper right", fontsize=7, title="the store's timeline",
                        title_fontsize=7)
     axes[2].set_yscale("log")
-    axes[0].legend(loc="upper right", fontsize=8, ncol=len(series))
+    strategy_lines = axes[0].get_lines()[:len(series)]  # not the fault and store-event markers
+    axes[0].legend(handles=strategy_lines, loc="lower left", fontsize=7, ncol=min(len(series), 5))
     axes[0].set_title(f"{scenario['mode']}: {scenario['fault']} {scenario['target']} at the dashed line "
                       f"(shaded: until recovered)", fontsize=10)
     axes[2].set_xlabel("seconds since the load started")

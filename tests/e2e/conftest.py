@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from loadtest.faults.compose import CLUSTER, SENTINEL_DATA, SENTINELS
 from tests.conftest import require
 from tests.session_client import Reply, SessionClient
 
@@ -20,6 +21,7 @@ PROJECT = os.environ.get("E2E_PROJECT", "session-lab-e2e")
 PORT = os.environ.get("E2E_LB_PORT", "18080")
 SUBNET = os.environ.get("E2E_SUBNET_PREFIX", "172.30.58")
 NODES = ["app1", "app2", "app3"]
+LONG_RUNNING = {*NODES, "lb", "redis", *SENTINEL_DATA, *SENTINELS, *CLUSTER}  # all but the one-shot cluster-init
 
 
 def docker_available() -> bool:
@@ -116,8 +118,17 @@ def stack(tmp_path_factory):
 @pytest.fixture
 def lab(stack):
     """The stack with every service running and round-robin routing, whatever the last test did."""
-    if stack.running() != {*NODES, "lb", "redis"}:
+    if stack.running() != LONG_RUNNING:
         stack.up()
     if stack.mode() != "round-robin":
         stack.switch_mode("round-robin")
     return stack
+
+
+@pytest.fixture
+def lab_tools(lab, monkeypatch):
+    """The lab, with this process's environment aimed at it, for the lab's own Python tools (chaos, store
+    roles) called in-process."""
+    for name, value in lab.tool_env().items():
+        monkeypatch.setenv(name, value)
+    return lab

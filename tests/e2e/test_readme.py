@@ -18,6 +18,7 @@ RUNNABLE = [b for b in BLOCKS
 # What each example must print, found by a line the block contains.
 EXPECT = {
     "/api/redis/login": '"items": ["apple"]',
+    "/api/$s/login": '{"strategy":"cluster-wait","items":["apple"]',
     "/api/jwt/login": '"items":["apple"]',
     "/api/client/login": '"items":["apple"]',
     "/api/none/cart": '"items": []',
