@@ -48,7 +48,8 @@ def addresses() -> dict[str, str]:
     ids = compose("ps", "-q").stdout.split()
     if not ids:
         return {}
-    fmt = '{{index .Config.Labels "com.docker.compose.service"}}{{range .NetworkSettings.Networks}} {{.IPAddress}}{{end}}'
+    fmt = ('{{index .Config.Labels "com.docker.compose.service"}}'
+           '{{range .NetworkSettings.Networks}} {{.IPAddress}}{{end}}')
     found = {}
     for line in docker("inspect", "-f", fmt, *ids).stdout.splitlines():
         service, *ips = line.split()

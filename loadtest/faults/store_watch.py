@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import subprocess
 import threading
-import time
 
 from loadtest.faults.compose import CLUSTER, ROOT, SENTINELS
 from loadtest.faults.store_roles import SERVICE, addresses, store_of

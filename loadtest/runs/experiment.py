@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     original_mode = current_mode()
     scenarios: list[dict] = []
     (run_dir / "run.json").write_text(json.dumps({
-        "suite": args.suite, "quick": args.suite == "quick", "modes": modes, "strategies": chosen or registry.names(), "users": args.users,
+        "suite": args.suite, "quick": args.suite == "quick", "modes": modes,
+        "strategies": chosen or registry.names(), "users": args.users,
         "schedule": asdict(schedule), "lab_url": LAB_URL, "started": time.time(), "cores": os.cpu_count(),
     }, indent=2))
     print(f"experiment: {args.suite} suite, {len(steps)} scenarios, results in {run_dir}", flush=True)

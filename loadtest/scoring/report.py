@@ -288,7 +288,8 @@ def page(run_dir: Path, scenarios: list[dict], rows: list[dict], verdict: list[d
     faults = {(s["fault"], s["target"]) for s in scenarios}
     why = lambda fault, target: (WHY.get(fault, "") if target.startswith("app")  # noqa: E731
                                  else ROLE_WHY.get(target, STORE_WHY))
-    notes = "".join(f"<li><b>{e(fault)} {e(target)}</b>: {e(why(fault, target))}</li>" for fault, target in sorted(faults))
+    notes = "".join(f"<li><b>{e(fault)} {e(target)}</b>: {e(why(fault, target))}</li>"
+                    for fault, target in sorted(faults))
     in_store = store_rows(rows)
     store_table = "<tr>" + "".join(f"<th>{e(h)}</th>" for _, h in STORE_COLUMNS) + "</tr>" + "".join(
         "<tr>" + "".join(f"<td>{'' if r[f] is None else e(cell(r, f))}</td>" for f, _ in STORE_COLUMNS) + "</tr>"
@@ -311,10 +312,12 @@ td:first-child, th:first-child, td:nth-child(2), td:nth-child(3) {{ text-align: 
 .bad {{ color: #b00; }} .good {{ color: #070; }} img {{ max-width: 100%; }}
 </style>
 <h1>Which session strategies survive failover?</h1>
-<p>{len(scenarios)} scenarios ({e(run.get('suite', 'quick' if run.get('quick') else 'full'))} suite {e(json.dumps(run.get('schedule', {})))}),
+<p>{len(scenarios)} scenarios ({e(run.get('suite', 'quick' if run.get('quick') else 'full'))} suite
+{e(json.dumps(run.get('schedule', {})))}),
 {run.get('users', '?')} simulated users spread over {e(', '.join(run.get('strategies', [])))}, against
 {e(run.get('lab_url', ''))} on a {run.get('cores', '?')}-core machine. Every figure below is recomputed from
-<code>raw/*/requests.csv</code> and <code>timeline.jsonl</code> (<code>python -m loadtest.scoring.report {e(str(run_dir))}</code>).</p>
+<code>raw/*/requests.csv</code> and <code>timeline.jsonl</code>
+(<code>python -m loadtest.scoring.report {e(str(run_dir))}</code>).</p>
 <h2>Hypotheses: {held} of {len(verdict)} checks held</h2>
 <table><tr><th>hypothesis</th><th>claim</th><th>held</th></tr>{claims}</table>
 <p>Deviations:</p><ul>{deviations}</ul>

@@ -150,7 +150,8 @@ class SentinelGroup(Topology):
             live = [s for s in self.sentinels if s.process.poll() is None]
             primaries = {self.primary_port() for _ in live}
             info = self.client(primaries.pop()).info("replication")
-            online = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"]
+            online = [v for k, v in info.items()
+                      if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"]
             return (all(self.ask(s.port, "SENTINEL", "CKQUORUM", self.SERVICE) for s in live)
                     and info["role"] == "master" and len(online) == 2)
         wait_until(healthy, "the Sentinel group did not become healthy", timeout)

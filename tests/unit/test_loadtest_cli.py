@@ -50,7 +50,8 @@ def test_experiment_bad_input(args, message):
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("module, args", [("loadtest.faults.chaos", ["--target", "app2"]), ("loadtest.runs.experiment", ["--quick"])])
+@pytest.mark.parametrize("module, args", [("loadtest.faults.chaos", ["--target", "app2"]),
+                                          ("loadtest.runs.experiment", ["--quick"])])
 def test_without_docker(tmp_path, module, args):
     done = run(module, *args, path=str(tmp_path))  # a PATH with no docker on it
     assert done.returncode == 1 and "docker is not installed" in done.stderr

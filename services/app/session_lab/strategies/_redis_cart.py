@@ -14,6 +14,7 @@ import hashlib
 import random
 import secrets
 import time
+from abc import abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -107,8 +108,9 @@ class RedisCart(Strategy):
         self.cookie = self.session_cookie
 
     @classmethod
+    @abstractmethod
     def open_store(cls, settings) -> Store:
-        raise NotImplementedError
+        """The store this strategy keeps its sessions in (stores.py)."""
 
     def login(self, user: str) -> Session:
         now = self.clock()
