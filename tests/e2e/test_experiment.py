@@ -27,26 +27,41 @@ def test_quick_experiment_meets_every_expectation(lab, tmp_path):
     strategies = [s["name"] for s in lab.strategies()]
     scenarios = json.loads((out / "scenarios.json").read_text())
     assert {s["mode"] for s in scenarios} == {"round-robin", "sticky", "ip-hash", "least-conn"}
+    # Store faults run once, in round-robin, resolved to the containers that held the role then.
+    store = {s["target"]: s for s in scenarios if s["store"] in ("sentinel", "cluster")}
+    assert set(store) == {"sentinel-primary", "cluster-master"}
+    assert {s["mode"] for s in store.values()} == {"round-robin"}
+    assert store["sentinel-primary"]["services"][0].startswith("sentinel-data")
+    assert store["cluster-master"]["services"][0].startswith("cluster") and store["cluster-master"]["slots"]
+    for s in store.values():  # the store's own timeline saw the promotion
+        assert "replica promoted" in [e["event"] for e in s["store_events"]], s["store_events"]
     scorecard = json.loads((out / "scorecard.json").read_text())
-    assert sorted((r["mode"], r["strategy"]) for r in scorecard) == sorted(
-        (s["mode"], name) for s in scenarios for name in strategies)
+    key = lambda r: (r["mode"], r["fault"], r["target"], r["strategy"])  # noqa: E731
+    assert sorted(map(key, scorecard)) == sorted(
+        (s["mode"], s["fault"], s["target"], name) for s in scenarios for name in strategies)
     # Every figure can be recomputed from the raw data alone.
     _, recomputed = analysis.load_run(out)
-    key = lambda r: (r["mode"], r["strategy"])  # noqa: E731
     assert sorted(recomputed, key=key) == sorted(scorecard, key=key)
     # What the lab claims, seen in the numbers.
-    by = {(r["mode"], r["strategy"]): r for r in scorecard}
-    assert by[("round-robin", "memory")]["sessions_lost"] > 0
-    assert by[("sticky", "memory")]["sessions_lost_before_fault"] == 0
-    for name in ("redis", "jwt", "client"):
-        assert by[("sticky", name)]["sessions_lost"] == 0 and by[("sticky", name)]["writes_lost"] == 0
-    assert all(r["foreign"] == 0 for r in scorecard)
+    by = {key(r): r for r in scorecard}
+    assert by[("round-robin", "kill", "app2", "memory")]["sessions_lost"] > 0
+    assert by[("sticky", "kill", "app2", "memory")]["sessions_lost_before_fault"] == 0
+    for name in ("redis", "jwt", "client", "sentinel", "cluster"):
+        row = by[("sticky", "kill", "app2", name)]
+        assert row["sessions_lost"] == 0 and row["writes_lost"] == 0
+    for name in ("sentinel", "sentinel-wait"):
+        row = by[("round-robin", "kill", "sentinel-primary", name)]
+        assert row["unavailable_s"] <= 3 and row["sessions_lost"] == 0 and row["detected_s"] is not None
+    assert by[("round-robin", "kill", "cluster-master", "cluster")]["errors_off_shard"] == 0
+    assert all(r["foreign"] == 0 and r["duplicates"] == 0 for r in scorecard)
     # The timeline marks every fault and its recovery; the report shows each scenario's plot.
     events = [json.loads(line) for line in (out / "timeline.jsonl").read_text().splitlines()]
     assert [e["event"] for e in events] == ["inject", "recovered"] * len(scenarios)
     page = (out / "report.html").read_text()
     for s in scenarios:
         assert f"plots/{s['id']}.png" in page and (out / "plots" / f"{s['id']}.png").stat().st_size > 10_000
+    assert "<h2>Store faults</h2>" in page and (out / "plots" / "store-faults.png").stat().st_size > 10_000
+    assert "## Store faults" in (out / "scorecard.md").read_text()
     assert lab.mode() == "round-robin"  # the runner put the routing back
 
 
