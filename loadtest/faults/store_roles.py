@@ -121,7 +121,8 @@ def resolve(target: str, rng: random.Random) -> list[str]:
 
 
 def slots_of(service: str) -> list[tuple[int, int]]:
-    """The slot ranges a Cluster master serves: which sessions a fault of it touches."""
+    """The slot ranges a Cluster master serves: which sessions a fault of it touches. Ask before the fault:
+    a killed container has no address left to recognise it by."""
     _, rows = cluster_nodes(exclude=(service,))
     for row in rows:
         if row["service"] == service:
