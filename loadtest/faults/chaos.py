@@ -46,12 +46,13 @@ class Fault:
     fault: str
     target: str  # a service or a store role
     services: list[str] = field(default_factory=list)  # what the target is when the fault fires
+    slots: list[list[int]] = field(default_factory=list)  # the Cluster slot ranges those services served
     addresses: dict[str, str] = field(default_factory=dict)  # for `disconnect`: each comes back where it was
     seed: int | None = None
 
     def resolve(self) -> list[str]:
         if not self.services:
-            self.services = store_roles.resolve(self.target, random.Random(self.seed))
+            self.services, self.slots = store_roles.resolve(self.target, random.Random(self.seed))
         return self.services
 
     def inject(self) -> None:

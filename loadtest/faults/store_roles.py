@@ -102,38 +102,41 @@ def cluster_masters() -> list[dict]:
     return masters
 
 
-def resolve(target: str, rng: random.Random) -> list[str]:
-    """The services that play `target` now (a role), or [target] for a plain service."""
+def resolve(target: str, rng: random.Random) -> tuple[list[str], list[list[int]]]:
+    """(the services that play `target` now, the Cluster slot ranges they serve); a plain service is itself."""
     if target not in ROLES:
-        return [target]
+        return [target], []
     if target == "sentinel-primary":
-        return [sentinel_primary()]
+        return [sentinel_primary()], []
     if target == "sentinel-replica":
         primary = sentinel_primary()
-        return [rng.choice([s for s in SENTINEL_DATA if s != primary])]
+        return [rng.choice([s for s in SENTINEL_DATA if s != primary])], []
     if target == "sentinel-quorum":
-        return sorted(rng.sample(SENTINELS, 2))
+        return sorted(rng.sample(SENTINELS, 2)), []
     masters = [m for m in cluster_masters() if m["replicas"]]
     if not masters:
         raise LabError("no Cluster master with a replica to fault: is the cluster whole? (make ps)")
     master = rng.choice(masters)
-    return [master["service"]] + (master["replicas"][:1] if target == "cluster-shard" else [])
+    services = [master["service"]] + (master["replicas"][:1] if target == "cluster-shard" else [])
+    return services, [list(r) for r in slot_ranges(master["slots"])]
 
 
 def slots_of(service: str) -> list[tuple[int, int]]:
     """The slot ranges a Cluster master serves: which sessions a fault of it touches. Ask before the fault:
     a killed container has no address left to recognise it by."""
     _, rows = cluster_nodes(exclude=(service,))
-    for row in rows:
-        if row["service"] == service:
-            ranges = []
-            for part in row["slots"]:
-                if part.startswith("["):
-                    continue  # a slot being migrated
-                first, _, last = part.partition("-")
-                ranges.append((int(first), int(last or first)))
-            return ranges
-    return []
+    return next((slot_ranges(row["slots"]) for row in rows if row["service"] == service), [])
+
+
+def slot_ranges(fields: list[str]) -> list[tuple[int, int]]:
+    """CLUSTER NODES' slot fields ("0-5460", "7", "[93->-id]") as (first, last) ranges."""
+    ranges = []
+    for part in fields:
+        if part.startswith("["):
+            continue  # a slot being migrated
+        first, _, last = part.partition("-")
+        ranges.append((int(first), int(last or first)))
+    return ranges
 
 
 def whole() -> str | None:

@@ -111,9 +111,8 @@ def run_scenario(run_dir: Path, mode: str, fault: Fault, schedule: Schedule, arg
         scenario["store"] = store_roles.store_of(fault.target)
         if scenario["store"] in ("sentinel", "cluster"):
             scenario["services"] = fault.resolve()  # the role now, just before the fault fires
-            if scenario["store"] == "cluster":
-                masters = [s for s in scenario["services"] if store_roles.slots_of(s)]
-                scenario["slots"] = [list(r) for s in masters for r in store_roles.slots_of(s)]
+            if fault.slots:
+                scenario["slots"] = fault.slots
             watch = store_watch.StoreWatch(fault.target, scenario["services"], schedule.hold + schedule.cooldown + 30)
         # Inject, hold, recover: the chaos script's own sequence, which recovers even when interrupted.
         chaos.run(fault, schedule.hold, timeline, sleep=lambda seconds: progress.wait(seconds, f"{mode}: hold"))
@@ -186,9 +185,10 @@ def main(argv: list[str] | None = None) -> int:
             (run_dir / "scenarios.json").write_text(json.dumps(scenarios, indent=2))
             summarize(analysis.scenario_rows(record.read(run_dir / "raw" / scenario["id"] / "requests.csv"),
                                              scenario))
-            wait_healthy(*SERVICES)
-            wait_stores_whole(progress)
             progress.done += 1
+            if progress.done < len(steps):  # the next scenario starts from the same, whole stack
+                wait_healthy(*SERVICES)
+                wait_stores_whole(progress)
     except KeyboardInterrupt:
         print("\nexperiment: interrupted; the faulted service was recovered, writing what was gathered", file=sys.stderr)
         status = 130

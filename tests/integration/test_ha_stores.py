@@ -19,18 +19,21 @@ ON = {store: [c.name for c in strategies.classes() if c.dependencies == (store,)
 BUDGET = 3.0  # STORE_RETRY_BUDGET's default
 
 
+def started(topology, folder):
+    require(shutil.which("redis-server") is not None, "redis-server is not installed (apt-get install redis-server)")
+    return topology(folder).start()
+
+
 @pytest.fixture(scope="module")
 def sentinel_group(tmp_path_factory):
-    require(shutil.which("redis-server") is not None, "redis-server is not installed (apt-get install redis-server)")
-    group = SentinelGroup(tmp_path_factory.mktemp("sentinel")).start()
+    group = started(SentinelGroup, tmp_path_factory.mktemp("sentinel"))
     yield group
     group.stop()
 
 
 @pytest.fixture(scope="module")
 def cluster_group(tmp_path_factory):
-    require(shutil.which("redis-server") is not None, "redis-server is not installed (apt-get install redis-server)")
-    group = ClusterGroup(tmp_path_factory.mktemp("cluster")).start()
+    group = started(ClusterGroup, tmp_path_factory.mktemp("cluster"))
     yield group
     group.stop()
 
