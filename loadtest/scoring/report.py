@@ -195,18 +195,19 @@ def plot_scenario(scenario: dict, series: dict[str, list[dict]], path: Path) -> 
 
 
 def plot_losses(rows: list[dict], path: Path, strategy_order: list[str]) -> None:
-    """Per fault: sessions lost (top) and acknowledged writes lost (bottom), grouped by strategy, one bar
-    per routing mode, each labelled with its count."""
+    """One row per fault: sessions lost (left) and acknowledged writes lost (right), grouped by strategy,
+    one bar per routing mode, each labelled with its count."""
     faults = sorted({f"{r['fault']} {r['target']}" for r in rows})
     modes = sorted({r["mode"] for r in rows})
     strategies = [n for n in strategy_order if any(r["strategy"] == n for r in rows)]
-    fig, axes = plt.subplots(2, len(faults), figsize=(max(7, 5.5 * len(faults)), 6), squeeze=False)
+    fig, axes = plt.subplots(len(faults), 2, figsize=(max(10, 1.3 * len(strategies) + 2), 2.8 * len(faults) + 0.6),
+                             squeeze=False)
     width = 0.8 / len(modes)
     for col, fault in enumerate(faults):
         cells = {(r["strategy"], r["mode"]): r for r in rows if f"{r['fault']} {r['target']}" == fault}
         for row_index, (field, label) in enumerate([("sessions_lost", "sessions lost"),
                                                     ("writes_lost", "acknowledged writes lost")]):
-            ax = axes[row_index][col]
+            ax = axes[col][row_index]
             top = 0
             for m, mode in enumerate(modes):
                 xs = [i + (m - (len(modes) - 1) / 2) * width for i in range(len(strategies))]
@@ -214,7 +215,7 @@ def plot_losses(rows: list[dict], path: Path, strategy_order: list[str]) -> None
                 bars = ax.bar(xs, values, width=width, label=mode)
                 ax.bar_label(bars, labels=[str(v) if v else "" for v in values], fontsize=7)
                 top = max(top, *values)
-            ax.set_xticks(range(len(strategies)), strategies)
+            ax.set_xticks(range(len(strategies)), strategies, rotation=30, ha="right", fontsize=8)
             ax.set_yscale("symlog")
             ax.set_ylim(0, max(2, top * 3))
             if top == 0:
@@ -222,8 +223,7 @@ def plot_losses(rows: list[dict], path: Path, strategy_order: list[str]) -> None
                         color="tab:green")
             ax.set_ylabel(label, fontsize=9)
             ax.grid(axis="y", alpha=0.3)
-            if row_index == 0:
-                ax.set_title(fault, fontsize=10)
+            ax.set_title(f"{fault}: {label}", fontsize=10)
     axes[0][0].legend(title="routing", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
