@@ -44,6 +44,11 @@ class SessionClient:
     def logout(self) -> Reply:
         return self._call("POST", "logout")
 
+    def session_id(self) -> str:
+        """The session id the latest Set-Cookie handed out (the strategies that keep a server-side session)."""
+        cookie = next(r.headers["set-cookie"] for r in reversed(self.replies) if "set-cookie" in r.headers)
+        return cookie.split(";")[0].split("=", 1)[1]
+
     def _call(self, method: str, action: str, payload: dict | None = None) -> Reply:
         headers = {}
         if self.token:

@@ -33,11 +33,6 @@ def recover(lab, fault: str, services: list[str]) -> None:
     assert store_roles.whole() is None, "the stores did not become whole again"
 
 
-def sid(client) -> str:
-    cookie = next(r.headers["set-cookie"] for r in reversed(client.replies) if "set-cookie" in r.headers)
-    return cookie.split(";")[0].split("=", 1)[1]
-
-
 def test_the_new_strategies_are_listed_with_their_traits(lab):
     listed = {s["name"]: s for s in lab.strategies()}
     assert listed["sentinel-wait"]["confirms_writes"] and not listed["sentinel"]["confirms_writes"]
@@ -83,7 +78,7 @@ def test_a_lost_cluster_shard_is_503_for_its_sessions_only(lab_tools):
         gone = slots[services[0]]
         assert gone, f"{services[0]} served no slots before the fault"
         for user in users:
-            slot = key_slot(sid(user).encode())
+            slot = key_slot(user.session_id().encode())
             started = time.monotonic()
             reply = user.cart()
             assert time.monotonic() - started < 5

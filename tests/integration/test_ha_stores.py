@@ -11,7 +11,7 @@ import pytest
 
 from session_lab import create_app, strategies
 from tests.conftest import flask_sender, require
-from tests.integration.topologies import ClusterGroup, SentinelGroup
+from tests.integration.topologies import ClusterGroup, SentinelGroup, wait_until
 from tests.session_client import SessionClient
 from tests.strategy_contract import CONTRACT
 
@@ -74,11 +74,6 @@ def client_for(make_settings, clock, sentinels, cluster):
     return lambda strategy: SessionClient(strategy, flask_sender(app))
 
 
-def sid_of(client: SessionClient) -> str:
-    cookie = next(r.headers["set-cookie"] for r in reversed(client.replies) if "set-cookie" in r.headers)
-    return cookie.split(";")[0].split("=", 1)[1]
-
-
 @pytest.mark.parametrize("strategy", ON["sentinel"] + ON["cluster"])
 @pytest.mark.parametrize("check", CONTRACT, ids=lambda f: f.__name__)
 def test_contract(client_for, clock, make_settings, strategy, check):
@@ -102,7 +97,7 @@ def test_sentinel_primary_killed_costs_latency_not_the_session(client_for, senti
     answers = [alice.add(f"during-{i}") for i in range(3)]  # MAX_CART_ITEMS is 5
     assert {a.status for a in answers} <= {200, 503}, "a failover is latency or 503, never a 500 or a lost session"
     acked += [f"during-{i}" for i, a in enumerate(answers) if a.status == 200]
-    wait_for(lambda: alice.cart().status == 200, BUDGET * 3)
+    wait_until(lambda: alice.cart().status == 200, "no good answer", BUDGET * 3)
     assert sentinels.primary() is not old
     assert alice.cart().body["items"] == acked, "every acknowledged item survives the failover"
     assert time.monotonic() - started < 4 * (BUDGET + 1.5)
@@ -121,7 +116,7 @@ def test_paused_primary_wakes_up_refusing_writes(sentinels):
     refuse writes (NOREPLICAS) instead of acknowledging ones the new primary never sees."""
     old = sentinels.primary()
     old.pause()
-    wait_for(lambda: sentinels.primary_port() != old.port, 15)
+    wait_until(lambda: sentinels.primary_port() != old.port, "no replica was promoted", 15)
     time.sleep(3)  # past min-replicas-max-lag: the replicas' last acknowledgements are now stale
     old.resume()
     with sentinels.client(old.port) as c:
@@ -139,7 +134,7 @@ def test_cluster_master_killed_touches_only_its_shard(client_for, cluster, strat
     for i, u in enumerate(users):
         u.login(f"user{i}")
         assert u.add("first").status == 200
-    master_of = {id(u): cluster.master_of(f"sl:{{{sid_of(u)}}}:meta") for u in users}
+    master_of = {id(u): cluster.master_of(f"sl:{{{u.session_id()}}}:meta") for u in users}
     victim = master_of[id(users[0])]
     elsewhere = [u for u in users if master_of[id(u)] is not victim]
     on_victim = [u for u in users if master_of[id(u)] is victim]
@@ -149,7 +144,7 @@ def test_cluster_master_killed_touches_only_its_shard(client_for, cluster, strat
         assert u.add("second").status == 200 and u.replies[-1].body["items"] == ["first", "second"]
     answers = [u.add("second") for u in on_victim]
     assert {a.status for a in answers} <= {200, 503}
-    wait_for(lambda: all(u.cart().status == 200 for u in on_victim), BUDGET * 3)
+    wait_until(lambda: all(u.cart().status == 200 for u in on_victim), "no good answer", BUDGET * 3)
     for u, a in zip(on_victim, answers):
         items = u.cart().body["items"]
         assert set(items) <= {"first", "second"}, "nothing applied twice, nothing foreign"
@@ -162,12 +157,12 @@ def test_wait_variant_refuses_what_no_replica_confirms(client_for, cluster):
     careful, quick = client_for("cluster-wait"), client_for("cluster")
     careful.login("careful")
     quick.login("quick")
-    shard = cluster.master_of(f"sl:{{{sid_of(careful)}}}:meta")
+    shard = cluster.master_of(f"sl:{{{careful.session_id()}}}:meta")
     cluster.replica_of(shard).kill()
     refused = careful.add("apple")
     assert refused.status == 503 and refused.body["error"] == "write_not_confirmed"
     assert "Idempotency-Key" in refused.body["message"]
-    if cluster.master_of(f"sl:{{{sid_of(quick)}}}:meta") is shard:
+    if cluster.master_of(f"sl:{{{quick.session_id()}}}:meta") is shard:
         assert quick.add("apple").status == 200
 
 
@@ -175,7 +170,7 @@ def test_lost_shard_is_503_for_its_sessions_only(client_for, cluster):
     users = [client_for("cluster") for _ in range(12)]
     for i, u in enumerate(users):
         u.login(f"user{i}")
-    master_of = {id(u): cluster.master_of(f"sl:{{{sid_of(u)}}}:meta") for u in users}
+    master_of = {id(u): cluster.master_of(f"sl:{{{u.session_id()}}}:meta") for u in users}
     victim = master_of[id(users[0])]
     replica = cluster.replica_of(victim)
     victim.kill()
@@ -197,12 +192,3 @@ def test_whole_store_down_is_503_within_the_budget(client_for, sentinels):
     reply = alice.cart()
     assert reply.status == 503 and reply.body["error"] == "store_unavailable"
     assert time.monotonic() - started < BUDGET + 2, "the budget bounds the wait, inside nginx's 5 s"
-
-
-def wait_for(condition, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not within {seconds:.0f} s")

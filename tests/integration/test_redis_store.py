@@ -19,15 +19,11 @@ def test_contract(session_client, clock, settings, strategy, check):
     check(lambda: session_client(strategy), clock, settings)
 
 
-def sid_of(client: SessionClient) -> str:
-    return client.replies[-1].headers["set-cookie"].split(";")[0].split("=", 1)[1]
-
-
 def test_session_keys_share_one_cluster_slot_and_expire(session_client, store, settings):
     alice = session_client("redis")
     alice.login("alice")
     alice.add("apple")
-    sid = sid_of(alice)
+    sid = alice.session_id()
     meta, items = f"sl:{{{sid}}}:meta", f"sl:{{{sid}}}:items"
     assert store.hgetall(meta)["user"] == "alice" and store.lrange(items, 0, -1) == ["apple"]
     for key in (meta, items):
@@ -37,7 +33,7 @@ def test_session_keys_share_one_cluster_slot_and_expire(session_client, store, s
 def test_reads_refresh_the_ttl(session_client, store, clock):
     alice = session_client("redis")
     alice.login("alice")
-    meta = f"sl:{{{sid_of(alice)}}}:meta"
+    meta = f"sl:{{{alice.session_id()}}}:meta"
     store.pexpire(meta, 1000)
     alice.cart()
     assert store.pttl(meta) > 1000
@@ -50,7 +46,7 @@ def test_concurrent_adds_to_one_session_all_survive(make_settings, redis_server,
     )
     alice = SessionClient("redis", flask_sender(app))
     alice.login("alice")
-    sid = sid_of(alice)
+    sid = alice.session_id()
     failures = []
 
     def add_many(worker):
@@ -75,7 +71,7 @@ def test_concurrent_adds_to_one_session_all_survive(make_settings, redis_server,
 def test_an_add_never_resurrects_an_expired_session(session_client, store):
     alice = session_client("redis")
     alice.login("alice")
-    sid = sid_of(alice)
+    sid = alice.session_id()
     store.delete(f"sl:{{{sid}}}:meta")  # as if its TTL ran out
     assert alice.add("apple").status == 401
     assert not store.exists(f"sl:{{{sid}}}:items")
@@ -84,16 +80,16 @@ def test_an_add_never_resurrects_an_expired_session(session_client, store):
 def test_login_drops_the_previous_session(session_client, store):
     alice = session_client("redis")
     alice.login("alice")
-    first = sid_of(alice)
+    first = alice.session_id()
     alice.login("alice")
-    assert sid_of(alice) != first and not store.exists(f"sl:{{{first}}}:meta")
+    assert alice.session_id() != first and not store.exists(f"sl:{{{first}}}:meta")
 
 
 def test_logout_deletes_the_session(session_client, store):
     alice = session_client("redis")
     alice.login("alice")
     alice.add("apple")
-    sid = sid_of(alice)
+    sid = alice.session_id()
     alice.logout()
     assert store.keys(f"sl:{{{sid}}}:*") == []
 
@@ -124,7 +120,7 @@ def test_readiness_reports_redis(app):
 def test_idempotency_keys_live_and_die_with_the_session(session_client, store, settings):
     alice = session_client("redis")
     alice.login("alice")
-    sid = sid_of(alice)
+    sid = alice.session_id()
     for _ in range(2):
         reply = alice.send("POST", "/api/redis/cart", json={"item": "apple"}, headers={"Idempotency-Key": "k1"})
         assert reply.body["items"] == ["apple"] and reply.body["version"] == 1

@@ -105,7 +105,6 @@ class RedisCart(Strategy):
     def __init__(self, settings, store: Store | None = None, **kwargs):
         super().__init__(settings, **kwargs)
         self.store = store or self.open_store(settings)
-        self.cookie = self.session_cookie
 
     @classmethod
     @abstractmethod
@@ -119,7 +118,7 @@ class RedisCart(Strategy):
         return self._session(sid, self._run(LOGIN, sid, [int(now * 1000), ttl, user], confirm=True))
 
     def current(self, request: Request) -> Session:
-        sid = self.session_id_from_cookie(request, self.cookie)
+        sid = self.session_id_from_cookie(request, self.session_cookie)
         return self._session(sid, self._run(READ, sid, self._clock_args()))
 
     def add_item(self, session: Session, item: str, key: str | None = None) -> Session:
@@ -132,16 +131,16 @@ class RedisCart(Strategy):
         return self._session(session.sid, reply)
 
     def end(self, request: Request) -> None:
-        sid = request.cookies.get(self.cookie)
+        sid = request.cookies.get(self.session_cookie)
         if looks_like_session_id(sid):
             self._run(END, sid, [], confirm=True)
 
     def issue(self, session: Session, body: dict, response: Response) -> str:
-        self.set_cookie(response, self.cookie, session.sid, self.expires_at(session.created_at))
+        self.set_cookie(response, self.session_cookie, session.sid, self.expires_at(session.created_at))
         return session.sid
 
     def revoke(self, response: Response) -> None:
-        self.delete_cookie(response, self.cookie)
+        self.delete_cookie(response, self.session_cookie)
 
     def check_ready(self) -> dict[str, str]:
         with store_errors():
