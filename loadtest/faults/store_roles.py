@@ -22,6 +22,7 @@ ROLES = {
     "cluster-shard": "cluster",
 }
 SERVICE = "lab-primary"  # the name the sentinels monitor (stores/sentinel/sentinel.conf)
+HA_STORES = ("sentinel", "cluster")  # the stores with replicas and failover, which have roles
 
 
 def store_of(target: str) -> str:
@@ -89,12 +90,13 @@ def cluster_nodes(exclude: tuple[str, ...] = ()) -> tuple[str, list[dict]]:
             continue
         ip = parts[1].split(":")[0]
         rows.append({"id": parts[0], "service": by_ip.get(ip, ip), "flags": set(parts[2].split(",")),
-                     "master_id": parts[3], "slots": parts[8:]})
+                     "master_id": parts[3], "slots": slot_ranges(parts[8:])})
     return asked, rows
 
 
 def cluster_masters() -> list[dict]:
-    """Masters that serve slots and are not failed, each with its replicas' services."""
+    """Masters that serve slots and are not failed (their (first, last) slot ranges in "slots"), each with
+    its replicas' services. Ask before a fault: a killed container has no address left to recognise it by."""
     _, rows = cluster_nodes()
     masters = [r for r in rows if "master" in r["flags"] and r["slots"] and not r["flags"] & {"fail", "fail?"}]
     for m in masters:
@@ -118,14 +120,7 @@ def resolve(target: str, rng: random.Random) -> tuple[list[str], list[list[int]]
         raise LabError("no Cluster master with a replica to fault: is the cluster whole? (make ps)")
     master = rng.choice(masters)
     services = [master["service"]] + (master["replicas"][:1] if target == "cluster-shard" else [])
-    return services, [list(r) for r in slot_ranges(master["slots"])]
-
-
-def slots_of(service: str) -> list[tuple[int, int]]:
-    """The slot ranges a Cluster master serves: which sessions a fault of it touches. Ask before the fault:
-    a killed container has no address left to recognise it by."""
-    _, rows = cluster_nodes(exclude=(service,))
-    return next((slot_ranges(row["slots"]) for row in rows if row["service"] == service), [])
+    return services, [list(r) for r in master["slots"]]
 
 
 def slot_ranges(fields: list[str]) -> list[tuple[int, int]]:

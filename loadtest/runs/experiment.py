@@ -68,7 +68,7 @@ def parse_args(argv):
             if fault not in FAULTS or fault == "restart" or target not in TARGETS:
                 raise LabError(f"bad fault step {step!r}: use FAULT:TARGET with FAULT in kill, stop, pause, "
                                f"disconnect and TARGET in {', '.join(TARGETS)}", 2)
-            (store_faults if store_roles.store_of(target) in ("sentinel", "cluster") else app_faults).append(
+            (store_faults if store_roles.store_of(target) in store_roles.HA_STORES else app_faults).append(
                 (fault, target))
         schedule = replace(schedule, faults=tuple(app_faults), store_faults=tuple(store_faults))
     if args.users is None:
@@ -109,7 +109,7 @@ def run_scenario(run_dir: Path, mode: str, fault: Fault, schedule: Schedule, arg
         progress.wait(schedule.warmup, f"{mode}: {args.users} users, warm-up")
         progress.say(f"{mode}: {fault.fault} {fault.target}")
         scenario["store"] = store_roles.store_of(fault.target)
-        if scenario["store"] in ("sentinel", "cluster"):
+        if scenario["store"] in store_roles.HA_STORES:
             scenario["services"] = fault.resolve()  # the role now, just before the fault fires
             if fault.slots:
                 scenario["slots"] = fault.slots

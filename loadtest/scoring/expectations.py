@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from loadtest.faults.store_roles import HA_STORES
+
 NODE_DEATHS = ("kill", "stop")
 STICKY_MODES = ("sticky", "ip-hash")  # routing that keeps a user on one node
 # The lab's claims for a failover, in seconds a strategy's users may wait (unavailable_s): Sentinel's
@@ -32,7 +34,7 @@ def on_node(row) -> bool:
 
 def own_store(row, cls) -> bool:
     """The fault hit a Sentinel or Cluster store this strategy keeps its sessions in."""
-    return row.get("store") in ("sentinel", "cluster") and row["store"] in cls.dependencies
+    return row.get("store") in HA_STORES and row["store"] in cls.dependencies
 
 
 def _at_most(field, bound):

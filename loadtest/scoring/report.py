@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from loadtest.faults.store_roles import HA_STORES  # noqa: E402
 from loadtest.scoring import analysis, expectations  # noqa: E402
 from loadtest.users import record  # noqa: E402
 from loadtest.faults.compose import ROOT  # noqa: E402
@@ -39,7 +40,6 @@ STORE_COLUMNS = [
     ("errors_off_shard", "errors off shard"), ("detected_s", "detected s"), ("promoted_s", "promoted s"),
     ("first_success_s", "first success s"),
 ]
-HA_STORES = ("sentinel", "cluster")
 
 
 # Why each fault looks the way it does: read off the plots and the balancer's config, kept beside the

@@ -123,9 +123,9 @@ def decode_key(raw: str, name: str = "CLIENT_SESSION_KEY") -> bytes:
 PROXY_READ_TIMEOUT = 5.0
 
 
-def store_retry_budget(env: Mapping[str, str]) -> float:
+def store_retry_budget(env: Mapping[str, str], attempt: float) -> float:
+    """STORE_RETRY_BUDGET, refused when it and one more `attempt` (connect + socket timeout) could outlast nginx."""
     budget = _float(env, "STORE_RETRY_BUDGET", 3.0)
-    attempt = _float(env, "REDIS_CONNECT_TIMEOUT", 0.5) + _float(env, "REDIS_SOCKET_TIMEOUT", 1.0)
     if budget + attempt >= PROXY_READ_TIMEOUT:
         raise ConfigError(f"STORE_RETRY_BUDGET {budget} s plus one attempt ({attempt} s) must stay under nginx's "
                           f"proxy_read_timeout ({PROXY_READ_TIMEOUT:.0f} s), or nginx replays requests still retrying")
@@ -173,15 +173,17 @@ class Settings:
         absolute = _int(env, "SESSION_ABSOLUTE_TIMEOUT", 8 * 3600, minimum=1)
         if absolute < idle:
             raise ConfigError("SESSION_ABSOLUTE_TIMEOUT must not be shorter than SESSION_IDLE_TIMEOUT")
+        # A frozen Redis must not hold a gunicorn thread for long: fail fast, answer 503.
+        connect_timeout = _float(env, "REDIS_CONNECT_TIMEOUT", 0.5)
+        socket_timeout = _float(env, "REDIS_SOCKET_TIMEOUT", 1.0)
         return cls(
             node_name=env.get("NODE_NAME", "").strip() or os.uname().nodename,
             app_env=app_env,
             redis_host=env.get("REDIS_HOST", "redis"),
             redis_port=_int(env, "REDIS_PORT", 6379, minimum=1),
             redis_password=_secret(env, "REDIS_PASSWORD", app_env),
-            # A frozen Redis must not hold a gunicorn thread for long: fail fast, answer 503.
-            redis_connect_timeout=_float(env, "REDIS_CONNECT_TIMEOUT", 0.5),
-            redis_socket_timeout=_float(env, "REDIS_SOCKET_TIMEOUT", 1.0),
+            redis_connect_timeout=connect_timeout,
+            redis_socket_timeout=socket_timeout,
             idle_timeout=idle,
             absolute_timeout=absolute,
             cookie_secure=_bool(env, "COOKIE_SECURE", False),
@@ -199,7 +201,7 @@ class Settings:
             sentinel_addresses=addresses(env, "SENTINEL_ADDRESSES", "sentinel1:26379 sentinel2:26379 sentinel3:26379"),
             sentinel_service=env.get("SENTINEL_SERVICE", "").strip() or "lab-primary",
             cluster_nodes=addresses(env, "CLUSTER_NODES", " ".join(f"cluster{i}:6379" for i in range(1, 7))),
-            store_retry_budget=store_retry_budget(env),
+            store_retry_budget=store_retry_budget(env, connect_timeout + socket_timeout),
             wait_replicas=_int(env, "WAIT_REPLICAS", 1, minimum=1),
             wait_timeout_ms=_int(env, "WAIT_TIMEOUT_MS", 500, minimum=1),
         )

@@ -86,13 +86,10 @@ class Store(ABC):
         """Called between attempts: refresh whatever routing knowledge a failover made stale."""
 
 
-class SingleRedis(Store):
-    """One Redis: nothing to fail over to, so no budget beyond redis_client's one reconnect."""
+class OneClient(Store):
+    """A store reached through one redis.Redis client, whatever decides where its connections go."""
 
-    name = "redis"
-
-    def __init__(self, settings: Settings, client: redis.Redis | None = None):
-        self.client = client or redis_client.connect(settings)
+    client: redis.Redis
 
     def run(self, script, keys, args, replicas, timeout_ms):
         return run_script(self.client, script, keys, args, replicas, timeout_ms)
@@ -101,7 +98,16 @@ class SingleRedis(Store):
         self.client.ping()
 
 
-class SentinelPrimary(Store):
+class SingleRedis(OneClient):
+    """One Redis: nothing to fail over to, so no budget beyond redis_client's one reconnect."""
+
+    name = "redis"
+
+    def __init__(self, settings: Settings, client: redis.Redis | None = None):
+        self.client = client or redis_client.connect(settings)
+
+
+class SentinelPrimary(OneClient):
     """The primary the Sentinels name. A new connection asks the Sentinels where the primary is, so after a
     failover the next attempt lands on the promoted replica; a connection to a demoted primary is dropped
     (READONLY → "the previous master is now a slave")."""
@@ -116,12 +122,6 @@ class SentinelPrimary(Store):
                                  sentinel_kwargs={"password": settings.redis_password, **timeouts})
         self.client = self.sentinel.master_for(settings.sentinel_service, password=settings.redis_password,
                                                decode_responses=True, **timeouts)
-
-    def run(self, script, keys, args, replicas, timeout_ms):
-        return run_script(self.client, script, keys, args, replicas, timeout_ms)
-
-    def ping(self) -> None:
-        self.client.ping()
 
 
 class ClusterShard(Store):
@@ -160,8 +160,9 @@ class ClusterShard(Store):
         return run_script(cluster.get_redis_connection(node), script, keys, args, replicas, timeout_ms)
 
     def ping(self) -> None:
-        for node in self.cluster().get_primaries():
-            self.cluster().get_redis_connection(node).ping()
+        cluster = self.cluster()
+        for node in cluster.get_primaries():
+            cluster.get_redis_connection(node).ping()
 
     def recover(self) -> None:
         with self._lock:

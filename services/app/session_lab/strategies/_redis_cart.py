@@ -153,20 +153,20 @@ class RedisCart(Strategy):
         replicas = self.settings.wait_replicas if (confirm and self.confirms_writes) else 0
         deadline = time.monotonic() + self.store.retry_budget
         backoff = _FIRST_BACKOFF
-        while True:
-            try:
-                with store_errors():
+        with store_errors():
+            while True:
+                try:
                     reply, confirmed = self.store.run(script, keys_of(sid), args, replicas,
                                                       self.settings.wait_timeout_ms)
                     if confirmed < replicas:
                         raise NotConfirmed(confirmed, replicas, self.settings.wait_timeout_ms)
-                return reply
-            except StoreUnavailable as err:
-                if not isinstance(err.__cause__, RETRYABLE) or time.monotonic() + backoff > deadline:
-                    raise
-            time.sleep(backoff * random.uniform(0.5, 1.0))
-            backoff = min(backoff * 2, _MAX_BACKOFF)
-            self.store.recover()
+                    return reply
+                except RETRYABLE:
+                    if time.monotonic() + backoff > deadline:
+                        raise
+                time.sleep(backoff * random.uniform(0.5, 1.0))
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+                self.store.recover()
 
     def _clock_args(self) -> list[int]:
         s = self.settings
