@@ -2,8 +2,8 @@ from session_lab import strategies
 
 
 def test_discovery_finds_every_strategy_module_once():
-    assert strategies.names() == ["none", "memory", "redis", "jwt", "client", "sentinel", "sentinel-wait", "cluster",
-                                 "cluster-wait"]
+    assert strategies.names() == ["none", "memory", "replicated", "replicated-async", "redis", "jwt", "client",
+                                  "sentinel", "sentinel-wait", "cluster", "cluster-wait"]
 
 
 def test_every_strategy_describes_itself(settings):
@@ -13,9 +13,10 @@ def test_every_strategy_describes_itself(settings):
         assert described["summary"] and described["credential"]
 
 
-def test_only_memory_needs_sticky_and_only_none_keeps_nothing():
+def test_node_local_strategies_need_sticky_and_only_none_keeps_nothing():
     by_name = {cls.name: cls for cls in strategies.classes()}
-    assert [n for n, c in by_name.items() if c.needs_sticky] == ["memory"]
+    assert [n for n, c in by_name.items() if c.needs_sticky] == ["memory", "replicated", "replicated-async"]
+    assert [n for n, c in by_name.items() if c.node_replica] == ["replicated", "replicated-async"]
     assert [n for n, c in by_name.items() if not c.keeps_state] == ["none"]
 
 

@@ -10,6 +10,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import api, errors, health, strategies
+from .replication import channel
 from .config import Settings
 from .limits import RESPONSE_HEADERS_MAX, header_block_bytes
 
@@ -34,6 +35,12 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     errors.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(channel.bp)
+
+    @app.before_request
+    def _start_background_work():
+        for strategy in app.extensions["session_lab.strategies"].values():
+            strategy.start()
 
     @app.after_request
     def _served_by(response):

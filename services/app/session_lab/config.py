@@ -106,6 +106,24 @@ def addresses(env: Mapping[str, str], name: str, default: str) -> tuple[tuple[st
     return tuple(found)
 
 
+def peers(env: Mapping[str, str], node_name: str) -> tuple[tuple[str, str], ...]:
+    """REPLICATION_PEERS: `name=host:port` per app node, in ring order (each node copies its sessions to the
+    next one, the last to the first). Empty: no replication (a node on its own)."""
+    found: list[tuple[str, str]] = []
+    for pair in env.get("REPLICATION_PEERS", "").split():
+        name, sep, address = pair.partition("=")
+        host, colon, port = address.rpartition(":")
+        if not sep or not name or not host or not colon or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"REPLICATION_PEERS: {pair[:60]!r} is not name=host:port")
+        if name in dict(found):
+            raise ConfigError(f"REPLICATION_PEERS lists {name!r} twice")
+        found.append((name, address))
+    if found and node_name not in dict(found):
+        raise ConfigError(f"REPLICATION_PEERS does not list this node (NODE_NAME={node_name}): "
+                          f"it lists {', '.join(n for n, _ in found)}")
+    return tuple(found)
+
+
 def decode_key(raw: str, name: str = "CLIENT_SESSION_KEY") -> bytes:
     """A 256-bit key written as URL-safe base64 (what `make env` generates)."""
     try:
@@ -130,6 +148,27 @@ def store_retry_budget(env: Mapping[str, str], attempt: float) -> float:
         raise ConfigError(f"STORE_RETRY_BUDGET {budget} s plus one attempt ({attempt} s) must stay under nginx's "
                           f"proxy_read_timeout ({PROXY_READ_TIMEOUT:.0f} s), or nginx replays requests still retrying")
     return budget
+
+
+MIN_REPLICATION_SECRET_BYTES = 32  # an HMAC-SHA256 key as long as the hash, as for JWT_KEYS
+
+
+def replication_secret(env: Mapping[str, str], app_env: str) -> str:
+    secret = _secret(env, "REPLICATION_SECRET", app_env)
+    if len(secret.encode()) < MIN_REPLICATION_SECRET_BYTES:
+        raise ConfigError(f"REPLICATION_SECRET must be at least {MIN_REPLICATION_SECRET_BYTES} bytes "
+                          "(run `make env` to generate a dev-only one)")
+    return secret
+
+
+def replication_timeout(env: Mapping[str, str]) -> float:
+    """REPLICATION_TIMEOUT: a synchronous copy waits this long at most, inside nginx's read timeout with room
+    for the node's own work; past it the buddy counts as down and the node serves without a copy."""
+    timeout = _float(env, "REPLICATION_TIMEOUT", 1.0)
+    if timeout >= PROXY_READ_TIMEOUT / 2:
+        raise ConfigError(f"REPLICATION_TIMEOUT {timeout} s must stay under half nginx's proxy_read_timeout "
+                          f"({PROXY_READ_TIMEOUT:.0f} s)")
+    return timeout
 
 
 @dataclass(frozen=True)
@@ -161,6 +200,9 @@ class Settings:
     store_retry_budget: float  # seconds one request may spend retrying a Sentinel or Cluster store
     wait_replicas: int  # replicas a `-wait` strategy's change must reach before it is acknowledged
     wait_timeout_ms: int
+    replication_peers: tuple[tuple[str, str], ...]  # (node name, host:port) in ring order; empty: none
+    replication_secret: str  # signs node-to-node copies; empty when there are no peers
+    replication_timeout: float  # seconds a copy to the buddy may take before the buddy counts as down
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -176,8 +218,10 @@ class Settings:
         # A frozen Redis must not hold a gunicorn thread for long: fail fast, answer 503.
         connect_timeout = _float(env, "REDIS_CONNECT_TIMEOUT", 0.5)
         socket_timeout = _float(env, "REDIS_SOCKET_TIMEOUT", 1.0)
+        node_name = env.get("NODE_NAME", "").strip() or os.uname().nodename
+        ring = peers(env, node_name)
         return cls(
-            node_name=env.get("NODE_NAME", "").strip() or os.uname().nodename,
+            node_name=node_name,
             app_env=app_env,
             redis_host=env.get("REDIS_HOST", "redis"),
             redis_port=_int(env, "REDIS_PORT", 6379, minimum=1),
@@ -204,4 +248,7 @@ class Settings:
             store_retry_budget=store_retry_budget(env, connect_timeout + socket_timeout),
             wait_replicas=_int(env, "WAIT_REPLICAS", 1, minimum=1),
             wait_timeout_ms=_int(env, "WAIT_TIMEOUT_MS", 500, minimum=1),
+            replication_peers=ring,
+            replication_secret=replication_secret(env, app_env) if ring else "",
+            replication_timeout=replication_timeout(env),
         )

@@ -28,6 +28,7 @@ def readyz():
         except ApiError as err:
             checks[strategy.name] = err.message
     ready = all(v == "ok" for v in checks.values())
-    response = jsonify(ready=ready, checks=checks, node=current_app.config["NODE_NAME"])
+    reports = {s.name: r for s in strategies().values() if (r := s.report()) is not None}
+    response = jsonify(ready=ready, checks=checks, node=current_app.config["NODE_NAME"], details=reports)
     response.status_code = 200 if ready else 503
     return response

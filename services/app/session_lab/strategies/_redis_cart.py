@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import redis
 from flask import Request, Response
 
+from .. import session_format
 from ..errors import CartFull, StoreUnavailable, Unauthorized
 from ..stores import RETRYABLE, NotConfirmed, Store
 from .base import Session, Strategy, looks_like_session_id, new_session_id
@@ -35,15 +36,20 @@ class Script:
         object.__setattr__(self, "sha", hashlib.sha1(self.body.encode()).hexdigest())
 
 
-# Shared by the scripts: the session must exist, be inside its absolute lifetime and have been used
+# Shared by the scripts: the session must exist, be stored in a format this version reads
+# (session_format.py; no field: written before formats existed, format 1), be inside its absolute lifetime
+# and have been used
 # within the idle timeout (checked against the app's clock too, not only by Redis' TTL, so every strategy
 # expires by the same rule); then its TTL is refreshed, capped by the absolute lifetime. The refresh is a
 # write, so WAIT after any script has something of this connection's to confirm.
 # KEYS: meta, items, keys. ARGV: now_ms, idle_ms, absolute_ms.
 _TOUCH = """
-local times = redis.call('HMGET', KEYS[1], 'created', 'seen')
+local times = redis.call('HMGET', KEYS[1], 'created', 'seen', '""" + session_format.FIELD + """')
 local created, seen = tonumber(times[1]), tonumber(times[2])
 if not created then return {0} end
+if times[3] and not (""" + " or ".join(f"times[3] == '{f}'" for f in sorted(session_format.READABLE)) + """) then
+  return {3, times[3]}  -- stored in a format this version cannot read: changed nothing
+end
 local now, idle, absolute = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local left = created + absolute - now
 if left <= 0 or now - (seen or created) >= idle then redis.call('DEL', unpack(KEYS)); return {-1} end
@@ -58,7 +64,8 @@ _STATE = "return {1, redis.call('HMGET', KEYS[1], 'user', 'created', 'version'),
 # ARGV: now_ms, ttl_ms, user. A retried login finds its own session already there and answers it again.
 LOGIN = Script("""
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'user', ARGV[3], 'created', ARGV[1], 'seen', ARGV[1], 'version', 0)
+  redis.call('HSET', KEYS[1], 'user', ARGV[3], 'created', ARGV[1], 'seen', ARGV[1], 'version', 0,
+             '""" + session_format.FIELD + """', """ + str(session_format.FORMAT) + """)
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 else
   redis.call('HSET', KEYS[1], 'seen', ARGV[1])  -- a write, so WAIT confirms this connection's retry too
@@ -82,7 +89,7 @@ redis.call('PEXPIRE', KEYS[2], ttl)
 redis.call('HINCRBY', KEYS[1], 'version', 1)
 """ + _STATE)
 END = Script("return redis.call('DEL', unpack(KEYS))")
-_MISSING, _EXPIRED, _OK, _FULL = 0, -1, 1, 2
+_MISSING, _EXPIRED, _OK, _FULL, _UNREADABLE = 0, -1, 1, 2, 3
 
 # Backoff between attempts: 50 ms doubling to 500 ms, jittered so three nodes' threads do not retry in step.
 _FIRST_BACKOFF, _MAX_BACKOFF = 0.05, 0.5
@@ -178,6 +185,8 @@ class RedisCart(Strategy):
             raise Unauthorized("unknown session (expired, logged out, or the store lost it)")
         if reply[0] == _EXPIRED:
             raise Unauthorized("session expired")
+        if reply[0] == _UNREADABLE:
+            session_format.check(reply[1])
         user, created, version = reply[1]
         return Session(user, list(reply[2]), int(created) / 1000, sid, int(version))
 

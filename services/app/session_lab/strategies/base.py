@@ -43,6 +43,7 @@ class Strategy(ABC):
     revocable: ClassVar[bool] = True  # logout makes the credential worthless on every node
     revocation_via: ClassVar[tuple[str, ...]] = ()  # services that carry logouts to the other nodes
     confirms_writes: ClassVar[bool] = False  # a change is acknowledged only once a replica of the store has it
+    node_replica: ClassVar[bool] = False  # node-local sessions with a copy on the next node (sticky sends users there)
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time):
         self.settings = settings
@@ -84,6 +85,14 @@ class Strategy(ABC):
         """Names of the dependencies this strategy needs, mapped to "ok"; raises when one is down."""
         return {}
 
+    def start(self) -> None:
+        """Start background work; called on every request, so it must be cheap once started. (gunicorn
+        builds the app before it forks the worker, and threads do not survive a fork.)"""
+
+    def report(self) -> dict | None:
+        """What /readyz shows beyond ok/not ok (a replica's state, say), or None."""
+        return None
+
     def describe(self) -> dict:
         return {
             "name": self.name,
@@ -95,6 +104,7 @@ class Strategy(ABC):
             "revocable": self.revocable,
             "revocation_via": list(self.revocation_via),
             "confirms_writes": self.confirms_writes,
+            "node_replica": self.node_replica,
         }
 
     # -- shared helpers ---------------------------------------------------------------------------

@@ -2,6 +2,9 @@
 
 One gunicorn worker process per node makes this one store per node. With several worker processes each
 would hold its own dict, and a user would lose the session between workers of the same node too.
+
+Every change goes through `_changed` / `_ended`, which do nothing here: `replicated` (replicated.py) is this
+store plus a copy of each change on the node's buddy, made there.
 """
 
 from __future__ import annotations
@@ -15,12 +18,11 @@ from flask import Request, Response
 from ..errors import Unauthorized
 from .base import Session, Strategy, new_session_id
 
-COOKIE = "sl_memory"
 SWEEP_EVERY = 10.0  # seconds between scans for expired sessions
 
 
 @dataclass
-class _Entry:
+class Entry:
     session: Session
     expires_at: float
     keys: set[str] = field(default_factory=set)  # idempotency keys of the adds applied
@@ -31,37 +33,47 @@ class MemoryStore(Strategy):
     summary = "Server-side store inside each node; survives only while the user keeps hitting that node."
     position = 10
     needs_sticky = True
-    credential = f"cookie {COOKIE}"
-    session_cookie = COOKIE
+    credential = "cookie sl_memory"
+    session_cookie = "sl_memory"
 
     def __init__(self, settings, **kwargs):
         super().__init__(settings, **kwargs)
         self._lock = threading.Lock()
         # Least recently used first, so the oldest idle sessions go first when the store is full.
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._next_sweep = 0.0
 
     def login(self, user: str) -> Session:
         now = self.clock()
         session = Session(user=user, created_at=now, sid=new_session_id())
         with self._lock:
-            self._entries[session.sid] = _Entry(session, self.expires_at(now, now))
+            entry = self._entries[session.sid] = Entry(session, self.expires_at(now, now))
             self._evict(now)
-        return self._copy(session)
+            copied = self._copy(session)
+        self._changed(entry, copied)
+        return copied
 
     def current(self, request: Request) -> Session:
-        sid = self.session_id_from_cookie(request, COOKIE)
+        sid = self.session_id_from_cookie(request, self.session_cookie)
         now = self.clock()
         with self._lock:
             entry = self._entries.get(sid)
-            if entry is None:
+        if entry is None:
+            entry = self._missing(sid)  # outside the lock: a subclass may ask another node
+        with self._lock:
+            if entry is None or self._entries.get(sid) is not entry:
                 raise Unauthorized("unknown session (it may live on another node, or have expired)")
-            if now >= entry.expires_at:
+            expired = now >= entry.expires_at
+            if expired:
                 del self._entries[sid]
-                raise Unauthorized("session expired")
-            entry.expires_at = self.expires_at(entry.session.created_at, now)
-            self._entries.move_to_end(sid)
-            return self._copy(entry.session)
+            else:
+                entry.expires_at = self.expires_at(entry.session.created_at, now)
+                self._entries.move_to_end(sid)
+                session = self._copy(entry.session)
+        if expired:
+            self._ended(sid)
+            raise Unauthorized("session expired")
+        return session
 
     def add_item(self, session: Session, item: str, key: str | None = None) -> Session:
         with self._lock:
@@ -76,20 +88,36 @@ class MemoryStore(Strategy):
             stored.version += 1
             if key is not None:
                 entry.keys.add(key)
-            return self._copy(stored)
+            copied = self._copy(stored)
+        self._changed(entry, copied)
+        return copied
 
     def end(self, request: Request) -> None:
-        sid = request.cookies.get(COOKIE)
+        sid = request.cookies.get(self.session_cookie)
         if sid:
             with self._lock:
-                self._entries.pop(sid, None)
+                found = self._entries.pop(sid, None)
+            if found is not None:
+                self._ended(sid)
 
     def issue(self, session: Session, body: dict, response: Response) -> str:
-        self.set_cookie(response, COOKIE, session.sid, self.expires_at(session.created_at))
+        self.set_cookie(response, self.session_cookie, session.sid, self.expires_at(session.created_at))
         return session.sid
 
     def revoke(self, response: Response) -> None:
-        self.delete_cookie(response, COOKIE)
+        self.delete_cookie(response, self.session_cookie)
+
+    # -- where a subclass copies changes elsewhere (replicated.py) -----------------------------------
+
+    def _changed(self, entry: Entry, session: Session) -> None:
+        """A session was created or changed; `session` is a copy of its new state."""
+
+    def _ended(self, sid: str) -> None:
+        """A session was logged out."""
+
+    def _missing(self, sid: str) -> Entry | None:
+        """A request named a session this node does not hold: an Entry now held, or None (401)."""
+        return None
 
     def __len__(self) -> int:
         return len(self._entries)

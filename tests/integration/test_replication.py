@@ -1,0 +1,182 @@
+"""The replicated strategies across three real app nodes (gunicorn on loopback), killed and restarted for
+real: what the buddy serves, what it adopts, what a returning node gets back, and what the channel refuses."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from session_lab.replication.channel import SIGNATURE, sign
+from tests.integration.app_nodes import Ring
+from tests.integration.topologies import wait_until
+
+SYNC, ASYNC = "replicated", "replicated-async"
+
+
+@pytest.fixture
+def ring(tmp_path):
+    nodes = Ring(tmp_path).start()
+    for node in nodes.nodes.values():  # nodes started one by one: the first saw its buddy down at boot
+        for strategy in (SYNC, ASYNC):
+            wait_until(lambda: node.report(strategy)["buddy"]["state"] == "up", f"{node.name} sees its buddy", 10)
+    yield nodes
+    nodes.stop()
+
+
+def login(node, strategy: str, user: str) -> str:
+    status, body, headers = node.request("POST", f"/api/{strategy}/login", {"user": user})
+    assert status == 200, body
+    return headers["Set-Cookie"].split(";")[0]
+
+
+def add(node, strategy: str, cookie: str, item: str) -> dict:
+    status, body, _ = node.request("POST", f"/api/{strategy}/cart", {"item": item}, cookie,
+                                   {"Idempotency-Key": item})
+    assert status == 200, body
+    return body
+
+
+def cart(node, strategy: str, cookie: str) -> tuple[int, dict]:
+    status, body, _ = node.request("GET", f"/api/{strategy}/cart", cookie=cookie)
+    return status, body
+
+
+def copied(node, strategy: str, count: int):
+    return lambda: node.report(strategy)["copies"] >= count
+
+
+@pytest.mark.parametrize("strategy", [SYNC, ASYNC])
+def test_the_buddy_serves_a_killed_owners_users_and_a_second_death_loses_nothing(ring, strategy):
+    cookie = login(ring["app1"], strategy, "ada")
+    for item in ("tea", "jam", "bread"):
+        add(ring["app1"], strategy, cookie, item)
+    if strategy == SYNC:  # acknowledged means copied: nothing to wait for
+        assert ring["app2"].report(strategy)["copies"] == 1
+    wait_until(lambda: cart_on_buddy_has(ring, strategy), "the copy on app2 holds the three items", 5)
+    ring["app1"].kill()
+
+    status, body = cart(ring["app2"], strategy, cookie)
+    assert status == 200 and body["items"] == ["tea", "jam", "bread"] and body["node"] == "app2"
+    assert ring["app2"].report(strategy)["adopted"] == 1
+    add(ring["app2"], strategy, cookie, "milk")
+    # app2 copied what it adopted to its own buddy, app3: app2 dying next loses nothing.
+    wait_until(lambda: ring["app3"].report(strategy)["copies"] == 1, "app3 holds a copy", 5)
+    ring["app2"].kill()
+    status, body = cart(ring["app3"], strategy, cookie)
+    assert status == 200 and body["items"] == ["tea", "jam", "bread", "milk"]
+
+
+def cart_on_buddy_has(ring, strategy):
+    return ring["app2"].report(strategy)["copy_bytes"] > 0 and ring["app2"].report(strategy)["copies"] == 1
+
+
+def test_while_the_owner_answers_another_node_refuses_the_session(ring):
+    cookie = login(ring["app1"], SYNC, "bob")
+    add(ring["app1"], SYNC, cookie, "tea")
+    for other in ("app2", "app3"):  # app2 holds the copy, app3 nothing: both 401, as memory does
+        status, body = cart(ring[other], SYNC, cookie)
+        assert status == 401 and body["error"] == "unauthorized"
+    assert cart(ring["app1"], SYNC, cookie)[1]["items"] == ["tea"]  # the owner still has it, unchanged
+    assert ring["app2"].report(SYNC)["refused_owner_alive"] >= 1
+
+
+def test_with_its_buddy_down_a_node_serves_says_so_and_refills_the_buddy_when_it_returns(ring):
+    ring["app2"].kill()
+    cookie = login(ring["app1"], SYNC, "cy")
+    add(ring["app1"], SYNC, cookie, "tea")  # served without a copy
+    link = ring["app1"].report(SYNC)["buddy"]
+    assert link["state"] == "down" and link["unprotected"] >= 1 and link["buddy"] == "app2"
+
+    ring["app2"].start()  # empty
+    wait_until(lambda: ring["app1"].report(SYNC)["buddy"]["state"] == "up", "app1 sees app2 back", 10)
+    wait_until(lambda: ring["app2"].report(SYNC)["copies"] == 1, "the state transfer reached app2", 10)
+    ring["app1"].kill()
+    status, body = cart(ring["app2"], SYNC, cookie)
+    assert status == 200 and body["items"] == ["tea"]
+
+
+def test_a_node_back_empty_takes_back_sessions_its_buddy_adopted(ring):
+    moved = login(ring["app1"], SYNC, "dee")  # will make a request while app1 is down
+    idle = login(ring["app1"], SYNC, "eve")  # will not
+    add(ring["app1"], SYNC, idle, "jam")
+    ring["app1"].kill()
+    assert cart(ring["app2"], SYNC, moved)[0] == 200  # app2 adopts every copy of app1's
+    ring["app1"].start()
+
+    status, body = cart(ring["app1"], SYNC, idle)  # eve's cookie still routes her to app1
+    assert status == 200 and body["items"] == ["jam"] and body["node"] == "app1"
+    assert ring["app1"].report(SYNC)["taken_back"] == 1 and ring["app2"].report(SYNC)["handed_back"] == 1
+    # One owner at a time, wherever the user turns up: dee's session moves back to app1 too if she goes there,
+    # and app2, holding only app1's copy of it again, refuses her while app1 answers.
+    assert cart(ring["app1"], SYNC, moved)[0] == 200
+    assert cart(ring["app2"], SYNC, moved)[0] == 401
+
+
+def test_a_logout_reaches_the_copy_and_a_replayed_copy_cannot_bring_it_back(ring):
+    cookie = login(ring["app1"], SYNC, "fay")
+    add(ring["app1"], SYNC, cookie, "tea")
+    sid = cookie.split("=", 1)[1]
+    before = ring["app2"].report(SYNC)
+    assert before["copies"] == 1
+    stale = {"from": "app1", "boot": "x", "sessions": [copy_of(sid, "fay", ["tea"], 1)], "ended": []}
+    assert ring["app1"].request("POST", f"/api/{SYNC}/logout", cookie=cookie)[0] == 200
+    assert ring["app2"].report(SYNC)["copies"] == 0
+
+    status, body = signed(ring, "app2", SYNC, "copy", stale)  # the copy of before the logout, sent again
+    assert status == 200
+    assert ring["app2"].report(SYNC)["copies"] == 0
+    ring["app1"].kill()
+    assert cart(ring["app2"], SYNC, cookie)[0] == 401
+
+
+def test_a_copy_replayed_or_overtaken_changes_nothing(ring):
+    cookie = login(ring["app1"], SYNC, "gus")
+    add(ring["app1"], SYNC, cookie, "tea")
+    add(ring["app1"], SYNC, cookie, "jam")
+    sid = cookie.split("=", 1)[1]
+    older = {"from": "app1", "boot": "x", "sessions": [copy_of(sid, "gus", ["tea"], 1)], "ended": []}
+    for _ in range(2):
+        assert signed(ring, "app2", SYNC, "copy", older)[0] == 200
+    ring["app1"].kill()
+    assert cart(ring["app2"], SYNC, cookie)[1]["items"] == ["tea", "jam"]
+
+
+def test_the_channel_refuses_unsigned_stale_forged_and_misdirected_messages(ring):
+    path = f"/internal/replication/{SYNC}/copy"
+    body = json.dumps({"from": "app1", "boot": "x", "sessions": [], "ended": []}).encode()
+    node = ring["app2"]
+    assert node.request("POST", path, body)[:2] == (403, {"error": "bad_signature",
+                                                            "message": "missing, stale or wrong replication signature"})
+    forged = sign("not-the-secret-but-as-long-as-one-0123456789", path, body)
+    assert node.request("POST", path, body, headers={SIGNATURE: forged})[0] == 403
+    stale = sign(ring.secret, path, body, now=1_000_000_000)
+    assert node.request("POST", path, body, headers={SIGNATURE: stale})[0] == 403
+    tampered = sign(ring.secret, path, body)
+    assert node.request("POST", path, body.replace(b"app1", b"app3"), headers={SIGNATURE: tampered})[0] == 403
+    # Signed, but app2 keeps copies of app1 only: a copy claiming to come from app3 is refused.
+    status, answer = signed(ring, "app2", SYNC, "copy", {"from": "app3", "boot": "x", "sessions": [], "ended": []})
+    assert status == 409 and answer["error"] == "not_my_ward"
+    assert signed(ring, "app2", "memory", "copy", {"from": "app1"})[0] == 404  # memory has no channel
+    assert signed(ring, "app2", SYNC, "copy", {"no": "sender"})[1]["error"] == "malformed_message"
+
+
+def test_a_copy_in_a_format_this_version_cannot_read_is_refused(ring):
+    sid = login(ring["app1"], SYNC, "hal").split("=", 1)[1]
+    future = {**copy_of(sid, "hal", ["tea"], 5), "fmt": 99}
+    status, _ = signed(ring, "app2", SYNC, "copy", {"from": "app1", "boot": "x", "sessions": [future], "ended": []})
+    assert status == 200
+    report = ring["app2"].report(SYNC)
+    assert report["copies_refused"] == 1
+
+
+def copy_of(sid: str, user: str, items: list[str], version: int) -> dict:
+    return {"sid": sid, "user": user, "items": items, "created": 1_800_000_000.0, "version": version,
+            "keys": items, "fmt": 1}
+
+
+def signed(ring, node: str, strategy: str, verb: str, payload: dict):
+    path = f"/internal/replication/{strategy}/{verb}"
+    body = json.dumps(payload).encode()
+    status, answer, _ = ring[node].request("POST", path, body, headers={SIGNATURE: sign(ring.secret, path, body)})
+    return status, answer
