@@ -3,9 +3,10 @@
     python -m loadtest.faults.chaos --fault kill --target app2 --hold 15
     python -m loadtest.faults.chaos --fault pause --target random --seed 7 --timeline results/timeline.jsonl
 
-Targets: a service (app1-3, redis, a Sentinel or Cluster container) or a store role, resolved when the
+Targets: a service (app1-3, redis, a Sentinel or Cluster container), a store role resolved when the
 fault fires (loadtest/faults/store_roles.py): sentinel-primary, sentinel-replica, sentinel-quorum,
-cluster-master, cluster-shard. `random` picks an app node.
+cluster-master, cluster-shard; or a group of app nodes: node-and-buddy (a random node and the next one in
+the ring, which holds its replicated sessions: both at once), app-nodes (all). `random` picks an app node.
 
 Faults:
     kill        SIGKILL: the process dies at once, mid-request          recover: start it again
@@ -13,6 +14,9 @@ Faults:
     pause       frozen (cgroup freezer): TCP still accepted, no answers  recover: unpause
     disconnect  cut off from the lab network                            recover: reconnect, same address
     restart     graceful stop and start in one step                     (its own recovery)
+    redeploy    app nodes replaced one at a time, as a version upgrade:  (its own recovery)
+                graceful stop, a new container, healthy, and every replicated session copied
+                to its buddy again, before the next one
 
 --hold 0 leaves the fault in place (recover later with --recover SERVICE[,SERVICE]). Ctrl-C during the hold recovers
 at once. Every action is appended to the timeline (JSON lines, epoch seconds) with how long it took.
@@ -30,11 +34,14 @@ from pathlib import Path
 
 from loadtest.faults import store_roles
 from loadtest.faults.compose import (
-    APP_NODES, SERVICES, LabError, compose, container_id, docker, project, require_docker, require_stack, states,
+    APP_NODES, SERVICES, LabError, buddy, compose, container_id, docker, node_get, project, require_docker,
+    require_stack, states,
 )
 
-FAULTS = ("kill", "stop", "pause", "disconnect", "restart")
-TARGETS = SERVICES + tuple(store_roles.ROLES)
+FAULTS = ("kill", "stop", "pause", "disconnect", "restart", "redeploy")
+NODE_GROUPS = ("node-and-buddy", "app-nodes")
+TARGETS = SERVICES + tuple(store_roles.ROLES) + NODE_GROUPS
+SELF_RECOVERING = ("restart", "redeploy")
 
 
 def network() -> str:
@@ -50,9 +57,19 @@ class Fault:
     addresses: dict[str, str] = field(default_factory=dict)  # for `disconnect`: each comes back where it was
     seed: int | None = None
 
+    steps: list[dict] = field(default_factory=list)  # redeploy: each node's replacement, as it happened
+
     def resolve(self) -> list[str]:
         if not self.services:
-            self.services, self.slots = store_roles.resolve(self.target, random.Random(self.seed))
+            if self.target == "node-and-buddy":
+                first = random.Random(self.seed).choice(APP_NODES)
+                self.services = [first, buddy(first)]  # the order matters: the first one's copies die with the second
+            elif self.target == "app-nodes":
+                self.services = list(APP_NODES)
+            else:
+                self.services, self.slots = store_roles.resolve(self.target, random.Random(self.seed))
+        if self.fault == "redeploy" and not set(self.services) <= set(APP_NODES):
+            raise LabError(f"redeploy replaces app nodes; {self.target} is not one", exit_code=2)
         return self.services
 
     def inject(self) -> None:
@@ -72,6 +89,18 @@ class Fault:
         elif self.fault == "restart":
             compose("restart", "-t", "15", *services, timeout=120)
             wait_healthy(*services)
+        elif self.fault == "redeploy":
+            for node in services:
+                started = time.time()
+                # A new container from the image (not a restart of the old one): the old one gets SIGTERM and
+                # compose's stop timeout, as gunicorn's graceful stop expects.
+                compose("up", "-d", "--no-deps", "--no-build", "--force-recreate", node, timeout=120)
+                replaced = time.time()  # the old container is gone
+                wait_healthy(node)
+                wait_replicated()
+                self.steps.append({"node": node, "t": round(started, 3), "replaced": round(replaced, 3),
+                                   "seconds": round(time.time() - started, 3)})
+                print(f"  replaced {node} in {self.steps[-1]['seconds']:.1f} s", flush=True)
 
     def recover(self) -> None:
         services = self.resolve()
@@ -86,6 +115,22 @@ class Fault:
                     args += ["--ip", self.addresses[service]]
                 docker(*args, network(), container_id(service))
         wait_healthy(*services)
+
+
+def wait_replicated(timeout: float = 60) -> None:
+    """Every node's replicated strategies have a buddy that holds their copies: the link is up, and its last
+    state transfer went to the buddy's current process (a replaced node starts empty)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        details = {node: node_get(node, "/readyz").get("details", {}) for node in APP_NODES}
+        waiting = [f"{node}/{name}" for node in APP_NODES for name, report in details[node].items()
+                   if report.get("buddy") and not (report["buddy"]["state"] == "up" and report["buddy"]["buddy_boot"]
+                                                   == details[buddy(node)].get(name, {}).get("boot"))]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"replicas not restored within {timeout:.0f} s: {', '.join(waiting)}")
+        time.sleep(0.5)
 
 
 def wait_healthy(*services: str, timeout: float = 90) -> None:
@@ -135,7 +180,10 @@ def run(fault: Fault, hold: float, timeline: Timeline, sleep=time.sleep) -> None
     started = time.time()
     fault.inject()
     timeline.log("inject", fault, started)
-    if hold <= 0 or fault.fault == "restart":
+    if fault.fault in SELF_RECOVERING:
+        timeline.log("recovered", fault, time.time())
+        return
+    if hold <= 0:
         return
     try:
         sleep(hold)

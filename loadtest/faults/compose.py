@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_NODES = ("app1", "app2", "app3")
+APP_NODES = ("app1", "app2", "app3")  # in ring order: each node's buddy is the next (REPLICATION_PEERS)
 SENTINEL_DATA = ("sentinel-data1", "sentinel-data2", "sentinel-data3")  # the Sentinel group's Redis processes
 SENTINELS = ("sentinel1", "sentinel2", "sentinel3")
 CLUSTER = tuple(f"cluster{i}" for i in range(1, 7))
@@ -67,6 +67,23 @@ def states() -> dict[str, dict]:
     out = compose("ps", "-a", "--format", "json").stdout
     rows = [json.loads(line) for line in out.splitlines() if line.strip()]
     return {r["Service"]: r for r in rows}
+
+
+def buddy(node: str) -> str:
+    """The node that keeps a copy of `node`'s replicated sessions, and takes its users in sticky mode."""
+    return APP_NODES[(APP_NODES.index(node) + 1) % len(APP_NODES)]
+
+
+def node_get(node: str, path: str, timeout: float = 20) -> dict:
+    """GET one app node's own endpoint from inside its container (the balancer picks no node for us)."""
+    script = ("import json, sys, urllib.request, urllib.error\n"
+              "try: body = urllib.request.urlopen('http://127.0.0.1:8000' + sys.argv[1], timeout=3).read()\n"
+              "except urllib.error.HTTPError as e: body = e.read()\n"
+              "sys.stdout.write(body.decode())")
+    done = compose("exec", "-T", node, "python3", "-c", script, path, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise LabError(f"{node} did not answer {path}: {(done.stderr or done.stdout).strip()[-300:]}")
+    return json.loads(done.stdout)
 
 
 def lab_get(path: str, timeout: float = 3) -> dict:

@@ -23,9 +23,11 @@ from pathlib import Path
 
 from loadtest.faults import chaos, store_roles, store_watch
 from loadtest.faults.chaos import FAULTS, TARGETS, Fault, Timeline, wait_healthy
-from loadtest.faults.compose import LAB_URL, ROOT, SERVICES, LabError, current_mode, require_stack, switch_mode
+from loadtest.faults.compose import (
+    APP_NODES, LAB_URL, ROOT, SERVICES, LabError, current_mode, node_get, require_stack, switch_mode,
+)
 from loadtest.runs import locust_run
-from loadtest.runs.suites import SUITES, Schedule, plan
+from loadtest.runs.suites import REPLICATION_FAULT_MODE, SUITES, Schedule, plan
 from loadtest.scoring import analysis, report
 from loadtest.users import record
 
@@ -67,7 +69,7 @@ def parse_args(argv):
             fault, _, target = step.strip().partition(":")
             if fault not in FAULTS or fault == "restart" or target not in TARGETS:
                 raise LabError(f"bad fault step {step!r}: use FAULT:TARGET with FAULT in kill, stop, pause, "
-                               f"disconnect and TARGET in {', '.join(TARGETS)}", 2)
+                               f"disconnect, redeploy and TARGET in {', '.join(TARGETS)}", 2)
             (store_faults if store_roles.store_of(target) in store_roles.HA_STORES else app_faults).append(
                 (fault, target))
         schedule = replace(schedule, faults=tuple(app_faults), store_faults=tuple(store_faults))
@@ -109,8 +111,10 @@ def run_scenario(run_dir: Path, mode: str, fault: Fault, schedule: Schedule, arg
         progress.wait(schedule.warmup, f"{mode}: {args.users} users, warm-up")
         progress.say(f"{mode}: {fault.fault} {fault.target}")
         scenario["store"] = store_roles.store_of(fault.target)
+        scenario["services"] = fault.resolve()  # the role or node group now, just before the fault fires
+        if mode == REPLICATION_FAULT_MODE and not scenario["store"]:
+            scenario["node_memory"] = node_memory()
         if scenario["store"] in store_roles.HA_STORES:
-            scenario["services"] = fault.resolve()  # the role now, just before the fault fires
             if fault.slots:
                 scenario["slots"] = fault.slots
             watch = store_watch.StoreWatch(fault.target, scenario["services"], schedule.hold + schedule.cooldown + 30)
@@ -125,6 +129,8 @@ def run_scenario(run_dir: Path, mode: str, fault: Fault, schedule: Schedule, arg
             elif event["event"] == "recovered":
                 scenario["recovered"] = event["t"] + event["seconds"]
         scenario["end"] = time.time()
+        if fault.steps:
+            scenario["steps"] = fault.steps
         if watch is not None:
             scenario["store_events"] = watch.stop()
         scenario.setdefault("inject", scenario["end"])
@@ -133,6 +139,18 @@ def run_scenario(run_dir: Path, mode: str, fault: Fault, schedule: Schedule, arg
     if not (raw / "requests.csv").exists():
         raise LabError(f"Locust wrote no records; see {raw / 'locust.log'}")
     return scenario
+
+
+def node_memory() -> dict[str, dict]:
+    """What each node holds per strategy that reports it (sessions owned, copies kept, their size as JSON),
+    asked of every node itself: the memory cost of replication, next to the memory strategy's."""
+    found = {}
+    for node in APP_NODES:
+        try:
+            found[node] = node_get(node, "/readyz").get("details", {})
+        except LabError as exc:
+            print(f"experiment: no memory figures from {node}: {exc}", file=sys.stderr)
+    return found
 
 
 def wait_stores_whole(progress, timeout: float = 90) -> None:

@@ -52,7 +52,8 @@ def scenario_rows(rows: list[dict], scenario: dict) -> list[dict]:
         # and even takes new logins. A user whose session ended (logged out, then replaying the old
         # credential) holds none, and one whose first request afterwards is its logout cannot show a loss.
         target = scenario["target"]
-        cutoff = max([inject, *(r["t"] for r in rs if inject <= r["t"] < recovered and r["node"] == target)])
+        services = scenario.get("services") or [target]
+        cutoff = max([inject, *(r["t"] for r in rs if inject <= r["t"] < recovered and r["node"] in services)])
         last_node: dict[str, str] = {}
         first_after: dict[str, str] = {}
         for r in rs:
@@ -104,12 +105,41 @@ def scenario_rows(rows: list[dict], scenario: dict) -> list[dict]:
             "recover_s": (round(last_bad - inject, 2) if last_bad is not None and last_bad < end - SETTLED_AFTER
                           else (0.0 if last_bad is None else None)),
             "users": len({r["user"] for r in rs}),
-            "users_on_target": sorted(u for u, n in last_node.items() if n == scenario["target"]),
+            "users_on_target": sorted(u for u, n in last_node.items() if n in services),
+            "users_on_first": sorted(u for u, n in last_node.items() if n == services[0]),
+            "nodes_with_losses": nodes_with_losses(rs, inject),
+            "acked_at_death": acked_at_death(rs, scenario, services, cutoff),
+            "add_p50_ms": percentile([r["latency_ms"] for r in outcome(OK) if r["action"] == "add" and r["t"] < inject], 50),
+            "add_p99_ms": percentile([r["latency_ms"] for r in outcome(OK) if r["action"] == "add" and r["t"] < inject], 99),
             "users_lost": sorted({r["user"] for r in outcome(SESSION_LOST, after)}),
             "users_started_during_fault": sorted({r["user"] for r in rs if r["action"] == "login"
                                                   and r["outcome"] == OK and inject <= r["t"] < recovered}),
         })
     return out
+
+
+IN_FLIGHT_WINDOW = 1.0  # seconds before a node's death in which an acknowledged change may not be copied yet
+
+
+def acked_at_death(rs: list[dict], scenario: dict, services: list[str], cutoff: float) -> int:
+    """Changes (logins, adds) a faulted node acknowledged within IN_FLIGHT_WINDOW of its death: what an
+    asynchronous copy may not have shipped yet. A redeploy's nodes each die at their own step."""
+    deaths = ([(s["node"], s["t"], s["replaced"]) for s in scenario.get("steps", ())]
+              or [(node, cutoff, cutoff) for node in services])
+    return sum(1 for r in rs if r["outcome"] == OK and r["action"] in ("login", "add")
+               and any(r["node"] == node and start - IN_FLIGHT_WINDOW <= r["t"] <= end for node, start, end in deaths))
+
+
+def nodes_with_losses(rs: list[dict], inject: float) -> list[str]:
+    """The nodes that held the sessions lost after the fault: each lost user's last good answer came from there."""
+    last_ok: dict[str, str] = {}
+    found = set()
+    for r in rs:
+        if r["outcome"] == OK and r["node"]:
+            last_ok[r["user"]] = r["node"]
+        elif r["outcome"] == SESSION_LOST and r["t"] >= inject and r["user"] in last_ok:
+            found.add(last_ok.pop(r["user"]))
+    return sorted(found)
 
 
 def unavailability(rs: list[dict], inject: float) -> tuple[float, float | None]:

@@ -10,9 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from loadtest.faults.store_roles import HA_STORES
+from loadtest.faults.compose import APP_NODES
+from loadtest.faults.store_roles import HA_STORES, store_of
 
 NODE_DEATHS = ("kill", "stop")
+REDEPLOY = "redeploy"
+REPLICA_ROUTING = "sticky"  # the mode that sends a dead node's users to its buddy (loadbalancer/modes/sticky.conf)
 STICKY_MODES = ("sticky", "ip-hash")  # routing that keeps a user on one node
 # The lab's claims for a failover, in seconds a strategy's users may wait (unavailable_s): Sentinel's
 # down-after 1 s + vote + promotion (stores/sentinel/sentinel.conf), Cluster's node-timeout 1.5 s + replica
@@ -29,7 +32,23 @@ def shared(cls) -> bool:
 
 
 def on_node(row) -> bool:
-    return row["target"].startswith("app")
+    """The fault hit app nodes (one, a pair, or each in turn), not a store."""
+    return store_of(row["target"]) == ""
+
+
+def one_node_dies(row) -> bool:
+    """One app node at a time stops answering for good: killed, stopped, or replaced in a redeploy."""
+    return on_node(row) and ((row["fault"] in NODE_DEATHS and row["target"] in APP_NODES) or row["fault"] == REDEPLOY)
+
+
+def two_adjacent_deaths(row, cls) -> bool:
+    return (cls.node_replica and row["mode"] == REPLICA_ROUTING and row["target"] == "node-and-buddy"
+            and row["fault"] in NODE_DEATHS)
+
+
+def node_local(cls) -> bool:
+    """Sessions in one node's memory with no copy anywhere."""
+    return cls.needs_sticky and not cls.node_replica
 
 
 def own_store(row, cls) -> bool:
@@ -82,6 +101,31 @@ def _only_target_users(row):
     return None
 
 
+def _losses_within_flight(row):
+    """An asynchronous copy loses at most what was acknowledged just before a node died."""
+    lost = row["sessions_lost"] + row["writes_lost"]
+    if lost > row["acked_at_death"]:
+        return (f"{row['sessions_lost']} sessions and {row['writes_lost']} writes lost, more than the "
+                f"{row['acked_at_death']} changes acknowledged in the second before the death")
+    return None
+
+
+def _exactly_the_first_nodes_users(row, extra: int):
+    """Every user of the first node lost the session, and at most `extra` others did."""
+    lost, first = set(row["users_lost"]), set(row["users_on_first"])
+    if not first:
+        return "no user was on the first node: nothing to show"
+    if not first <= lost or len(lost - first) > extra:
+        return (f"lost {len(lost)} users' sessions; expected exactly the {len(first)} on the first node "
+                f"({len(lost - first)} others lost, {len(first - lost)} of its users kept theirs)")
+    return None
+
+
+def _every_node_lost_sessions(row):
+    missing = sorted(set(APP_NODES) - set(row["nodes_with_losses"]))
+    return f"no session lost on {', '.join(missing)}" if missing else None
+
+
 def _errors_are_503(row):
     return None if row["errors_not_503"] == 0 else f"{row['errors_not_503']} errors were not 503"
 
@@ -132,9 +176,59 @@ HYPOTHESES = [
         "With routing that keeps a user on one node, node-local sessions are lost only by the users of the "
         "node that died: none before the fault, and nobody else's (under ip-hash, also sessions started "
         "during the outage, which the hash moves back to the node when it returns).",
-        lambda row, cls: cls.needs_sticky and row["mode"] in STICKY_MODES and on_node(row)
+        lambda row, cls: node_local(cls) and row["mode"] in STICKY_MODES and on_node(row)
         and row["fault"] in NODE_DEATHS,
         _all(_zero("sessions_lost_before_fault"), _only_target_users),
+    ),
+    Hypothesis(
+        "replica-survives-node-death",
+        "With sticky routing, a synchronously replicated strategy loses no session and no acknowledged write "
+        "when one node dies or is replaced: its users reach its buddy, which holds a copy of every change.",
+        lambda row, cls: cls.node_replica and cls.confirms_writes and row["mode"] == REPLICA_ROUTING
+        and one_node_dies(row),
+        _all(_zero("sessions_lost"), _zero("writes_lost")),
+    ),
+    Hypothesis(
+        "async-replica-loses-only-what-was-in-flight",
+        "An asynchronously replicated strategy loses, when one node dies or is replaced, at most the changes "
+        "that node acknowledged in the second before (their copy may not have left); what it loses is counted.",
+        lambda row, cls: cls.node_replica and not cls.confirms_writes and row["mode"] == REPLICA_ROUTING
+        and one_node_dies(row),
+        _losses_within_flight,
+    ),
+    Hypothesis(
+        "two-adjacent-deaths-lose-exactly-the-first-nodes-sessions",
+        "Killing a node and its buddy at once loses exactly the sessions the first one owned (their only copy "
+        "was on the second); the second one's users reach the third node, which holds their copies, and the "
+        "third node's users lose nothing.",
+        lambda row, cls: two_adjacent_deaths(row, cls) and cls.confirms_writes,
+        lambda row: _exactly_the_first_nodes_users(row, extra=0),
+    ),
+    Hypothesis(
+        "async-two-adjacent-deaths-lose-the-first-nodes-sessions-and-what-was-in-flight",
+        "The same for the asynchronous variant, which may lose a few sessions more: logins acknowledged in the "
+        "second before the kill, whose copy had not left.",
+        lambda row, cls: two_adjacent_deaths(row, cls) and not cls.confirms_writes,
+        lambda row: _exactly_the_first_nodes_users(row, extra=row["acked_at_death"]),
+    ),
+    Hypothesis(
+        "redeploy-costs-node-local-sessions",
+        "A rolling redeploy costs a memory-only strategy the sessions of every node in turn.",
+        lambda row, cls: node_local(cls) and row["fault"] == REDEPLOY,
+        _every_node_lost_sessions,
+    ),
+    Hypothesis(
+        "redeploy-keeps-shared-sessions",
+        "Strategies whose state any node can serve, or that keep none on the server, lose no session and no "
+        "write in a rolling redeploy.",
+        lambda row, cls: (shared(cls) or not cls.keeps_state) and row["fault"] == REDEPLOY,
+        _all(_zero("sessions_lost"), _zero("writes_lost")),
+    ),
+    Hypothesis(
+        "redeploy-is-invisible",
+        "Every node is stopped gracefully in a rolling redeploy: no strategy sees an error.",
+        lambda row, cls: row["fault"] == REDEPLOY,
+        _zero("errors"),
     ),
     Hypothesis(
         "logout-revokes-everywhere",

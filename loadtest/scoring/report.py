@@ -16,8 +16,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from loadtest.faults.store_roles import HA_STORES  # noqa: E402
-from loadtest.scoring import analysis, expectations  # noqa: E402
+from loadtest.faults.store_roles import HA_STORES, store_of  # noqa: E402
+from loadtest.scoring import analysis, expectations, replication_report  # noqa: E402
 from loadtest.users import record  # noqa: E402
 from loadtest.faults.compose import ROOT  # noqa: E402
 from loadtest.users.oracle import ERROR, SESSION_LOST, WRITES_LOST  # noqa: E402
@@ -50,7 +50,7 @@ WHY = {
             "never applies an add twice. The dead node's address stops answering, so nginx's 1 s connect "
             "timeout shows as a latency spike until it marks the node down (max_fails=1, fail_timeout=5s). "
             "Node-local (memory) sessions on app2 are gone: under sticky routing exactly those users log in "
-            "again elsewhere; under ip-hash every user sits on the one node the Docker bridge's address hashes "
+            "again elsewhere, while the replicated ones are served by app3, app2's buddy, from its copies; under ip-hash every user sits on the one node the Docker bridge's address hashes "
             "to, so a kill costs nothing or everything.",
     "stop": "SIGTERM lets gunicorn finish in-flight requests (graceful_timeout 10 s, stop_grace_period 15 s). "
             "It also closes idle keepalive connections, and a request nginx sends on one at that instant is "
@@ -60,12 +60,21 @@ WHY = {
              "proxy_read_timeout (5 s) and are then replayed elsewhere, within the 6 s retry budget, or fail "
              "with a 504 when it runs out. When the node thaws it applies its stale copies: a replayed add "
              "is a no-op thanks to its Idempotency-Key, and nobody waits for the answers.",
+    "redeploy": "Each app node in turn is replaced by a new container, as a version upgrade would: a graceful "
+                "stop, a new process, healthy, and every replicated node's copies on its buddy again before the "
+                "next. Memory sessions die with each node; the replicated ones move to the buddy as the node "
+                "stops (sticky routing sends its users there, and a user who comes back to the new, empty node "
+                "is handed the session back); store-backed and stateless strategies do not notice.",
     "disconnect": "Cut off from the lab network, the node cannot be reached at all: connections time out after "
                   "1 s and nginx replays the requests elsewhere; a request already sent when the cut happened "
                   "waits the 5 s read timeout first.",
 }
-# Why each store fault looks the way it does, keyed by target (a store role).
+# Why each store fault or node-group fault looks the way it does, keyed by target (a store role, a node group).
 ROLE_WHY = {
+    "node-and-buddy": "A node and its buddy killed together: the first node's replicated sessions had their only "
+                      "copy on the second, so exactly those users lose them (sticky routing tries both, then any "
+                      "node, which answers 401). The second node's users reach the third node, which holds their "
+                      "copies; the third node serves its own users without a copy until its buddy returns.",
     "sentinel-primary": "The sentinels mark the primary down after 1 s without answers (down-after), agree (quorum "
                         "2), elect a leader and promote a replica: the store timeline shows each step. Meanwhile "
                         "the app retries with backoff for up to 3 s, asking the sentinels where the primary is on "
@@ -242,8 +251,10 @@ def write(run_dir: Path) -> list[dict]:
     rows.sort(key=lambda r: (r["mode"], f"{r['fault']} {r['target']}", order.get(r["strategy"], len(order))))
     verdict = expectations.evaluate(rows, classes)
     (run_dir / "scorecard.json").write_text(json.dumps(rows, indent=2))
-    (run_dir / "scorecard.md").write_text(markdown(rows) + ("\n## Store faults\n\n" + store_markdown(rows)
-                                                           if store_rows(rows) else ""))
+    cost = replication_report.cost_rows(rows, scenarios, classes)
+    (run_dir / "scorecard.md").write_text(
+        markdown(rows) + ("\n## Store faults\n\n" + store_markdown(rows) if store_rows(rows) else "")
+        + ("\n## What node replication costs\n\n" + replication_report.markdown(cost) if cost else ""))
     (run_dir / "expectations.json").write_text(json.dumps(verdict, indent=2))
     plots = run_dir / "plots"
     plots.mkdir(exist_ok=True)
@@ -264,11 +275,11 @@ def write(run_dir: Path) -> list[dict]:
     plot_losses(rows, plots / "losses.png", list(classes))
     if store_rows(rows):
         plot_store_faults(rows, plots / "store-faults.png")
-    (run_dir / "report.html").write_text(page(run_dir, scenarios, rows, verdict))
+    (run_dir / "report.html").write_text(page(run_dir, scenarios, rows, verdict, replication_report.section(cost)))
     return verdict
 
 
-def page(run_dir: Path, scenarios: list[dict], rows: list[dict], verdict: list[dict]) -> str:
+def page(run_dir: Path, scenarios: list[dict], rows: list[dict], verdict: list[dict], replication: str = "") -> str:
     e = html.escape
     run = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     held = sum(v["held"] for v in verdict)
@@ -286,8 +297,8 @@ def page(run_dir: Path, scenarios: list[dict], rows: list[dict], verdict: list[d
         f"<h3>{e(s['mode'])}: {e(s['fault'])} {e(s['target'])}{' (interrupted)' if s.get('interrupted') else ''}"
         f"</h3><img src='plots/{e(s['id'])}.png' alt=''>" for s in scenarios)
     faults = {(s["fault"], s["target"]) for s in scenarios}
-    why = lambda fault, target: (WHY.get(fault, "") if target.startswith("app")  # noqa: E731
-                                 else ROLE_WHY.get(target, STORE_WHY))
+    why = lambda fault, target: ROLE_WHY.get(target) or (WHY.get(fault, "") if not store_of(target)  # noqa: E731
+                                                          else STORE_WHY)
     notes = "".join(f"<li><b>{e(fault)} {e(target)}</b>: {e(why(fault, target))}</li>"
                     for fault, target in sorted(faults))
     in_store = store_rows(rows)
@@ -328,6 +339,7 @@ Error window: first to last error after the fault. Recover: fault to the last ba
 bad answers went on to the end, as node-local sessions do under non-sticky routing).</p>
 <table>{table}</table>
 {store_section}
+{replication}
 <h2>Why the numbers look like this</h2><ul>{notes}</ul>
 <h2>Sessions and writes lost</h2><img src='plots/losses.png' alt=''>
 <h2>Over time</h2>{figures}

@@ -139,3 +139,17 @@ def test_a_refused_add_does_not_burn_its_key(session_client, settings):
     assert full.status == 409
     assert alice.send("POST", "/api/redis/cart", json={"item": "late"},
                       headers={"Idempotency-Key": "late"}).status == 409  # refused again, not "already applied"
+
+
+def test_a_session_carries_its_format_and_one_this_version_cannot_read_is_a_clean_401(session_client, store):
+    alice = session_client("redis")
+    alice.login("alice")
+    alice.add("apple")
+    meta = f"sl:{{{alice.session_id()}}}:meta"
+    assert store.hget(meta, "fmt") == "1"
+    store.hdel(meta, "fmt")  # written by a version from before formats: format 1's layout, still read
+    assert alice.cart().body["items"] == ["apple"]
+    store.hset(meta, "fmt", "99")  # written by a newer version with another layout
+    for reply in (alice.cart(), alice.add("pear")):
+        assert reply.status == 401 and reply.body["error"] == "session_format_unsupported"
+    assert store.lrange(f"sl:{{{alice.session_id()}}}:items", 0, -1) == ["apple"]  # the refused add changed nothing

@@ -151,3 +151,59 @@ def test_a_session_started_on_the_target_while_it_drains_counts_as_on_the_target
     row = rows_for(records, stop)["memory"]
     assert row["users_on_target"] == ["u2"] and row["users_lost"] == ["u2"]
     assert failed(verdicts(records, stop)) == set()
+
+
+def test_replicated_losing_nothing_when_its_node_dies_holds_and_losing_a_write_deviates():
+    records = steady("replicated", {"u1": "app1", "u2": "app2"}, until=10)
+    records += [req(t + 0.5, "replicated", "u2", node="app3") for t in range(10, 30)]  # served by the buddy
+    assert not {h for h, s in failed(verdicts(records)) if s == "replicated"}
+    records += [req(20, "replicated", "u2", "writes_lost", "app3", lost=1)]
+    assert ("replica-survives-node-death", "replicated") in failed(verdicts(records))
+
+
+def adds(strategy, user, node, times):
+    return [{**req(t, strategy, user, node=node), "action": "add"} for t in times]
+
+
+def test_the_async_variant_may_lose_what_was_acknowledged_just_before_the_death_and_no_more():
+    records = steady("replicated-async", {"u1": "app2"}, until=9) + adds("replicated-async", "u1", "app2", [9.5])
+    records += [req(11, "replicated-async", "u1", "writes_lost", "app3", lost=1)]
+    row = rows_for(records)["replicated-async"]
+    assert row["acked_at_death"] == 1
+    assert ("async-replica-loses-only-what-was-in-flight", "replicated-async") not in failed(verdicts(records))
+    records += [req(12, "replicated-async", "u1", "writes_lost", "app3", lost=1)]  # two lost, one in flight
+    assert ("async-replica-loses-only-what-was-in-flight", "replicated-async") in failed(verdicts(records))
+
+
+PAIR = {**SCENARIO, "target": "node-and-buddy", "services": ["app1", "app2"]}
+
+
+def test_two_adjacent_deaths_must_cost_exactly_the_first_nodes_users():
+    records = steady("replicated", {"a": "app1", "b": "app2", "c": "app3"}, until=10)
+    records += [req(10.5, "replicated", "a", "session_lost", "app3", 401)]
+    row = rows_for(records, PAIR)["replicated"]
+    assert row["users_on_first"] == ["a"] and row["users_on_target"] == ["a", "b"]
+    name = "two-adjacent-deaths-lose-exactly-the-first-nodes-sessions"
+    assert (name, "replicated") not in failed(verdicts(records, PAIR))
+    more = records + [req(10.6, "replicated", "b", "session_lost", "app3", 401)]  # b had a copy on app3
+    assert (name, "replicated") in failed(verdicts(more, PAIR))
+    fewer = steady("replicated", {"a": "app1", "b": "app2"}, until=10) + [req(11, "replicated", "a", node="app3")]
+    assert (name, "replicated") in failed(verdicts(fewer, PAIR))  # a kept a session with no copy left
+
+
+REDEPLOY = {**SCENARIO, "fault": "redeploy", "target": "app-nodes", "services": ["app1", "app2", "app3"],
+            "steps": [{"node": n, "t": 10.0 + 4 * i, "replaced": 11.0 + 4 * i, "seconds": 4.0}
+                      for i, n in enumerate(["app1", "app2", "app3"])]}
+
+
+def test_a_redeploy_must_cost_memory_every_nodes_sessions_and_nobody_else_anything():
+    records = steady("memory", {"m1": "app1", "m2": "app2"}, until=10)
+    records += [req(10.5, "memory", "m1", "session_lost", "app2", 401), req(14.5, "memory", "m2", "session_lost", "app3", 401)]
+    records += steady("redis", {"r1": "app1"})
+    row = rows_for(records, REDEPLOY)["memory"]
+    assert row["nodes_with_losses"] == ["app1", "app2"]
+    assert failed(verdicts(records, REDEPLOY)) == {("redeploy-costs-node-local-sessions", "memory")}  # app3's none
+    records += [req(18.5, "memory", "m2", "session_lost", "app1", 401), req(19, "redis", "r1", "error", status=502)]
+    records.insert(0, req(0.2, "memory", "m2", node="app3"))
+    records.sort(key=lambda r: r["t"])
+    assert failed(verdicts(records, REDEPLOY)) >= {("redeploy-is-invisible", "redis")}

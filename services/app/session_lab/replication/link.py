@@ -78,7 +78,7 @@ class BuddyLink:
             self._deliver(self._take())
 
     def report(self) -> dict:
-        return {"buddy": self.peer.name, "state": self.state, "since": round(self.since, 3),
+        return {"buddy": self.peer.name, "state": self.state, "since": round(self.since, 3), "buddy_boot": self.buddy_boot,
                 "reason": self.reason if self.state != self.UP else "", "mode": "sync" if self.synchronous else "async",
                 "queued": len(self._queue), **self.counters}
 

@@ -9,12 +9,14 @@ store plus a copy of each change on the node's buddy, made there.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from flask import Request, Response
 
+from .. import session_format
 from ..errors import Unauthorized
 from .base import Session, Strategy, new_session_id
 
@@ -122,6 +124,18 @@ class MemoryStore(Strategy):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def report(self) -> dict:
+        with self._lock:
+            owned = [self._snapshot(e) for e in self._entries.values()]
+        return {"owned": len(owned), "owned_bytes": json_bytes(owned)}
+
+    @staticmethod
+    def _snapshot(entry: Entry) -> dict:
+        """The session as JSON-ready data: what replicated.py copies, and what the memory figures measure."""
+        s = entry.session
+        return {"sid": s.sid, "user": s.user, "items": list(s.items), "created": s.created_at,
+                "version": s.version, "keys": sorted(entry.keys), session_format.FIELD: session_format.FORMAT}
+
     def _evict(self, now: float) -> None:
         """Drop expired sessions (a full scan, so at most every SWEEP_EVERY seconds), then the least
         recently used ones beyond the size limit."""
@@ -135,3 +149,8 @@ class MemoryStore(Strategy):
     @staticmethod
     def _copy(session: Session) -> Session:
         return Session(session.user, list(session.items), session.created_at, session.sid, session.version)
+
+
+def json_bytes(snapshots: list[dict]) -> int:
+    """What sessions take as compact JSON: a stand-in for their memory, comparable across strategies."""
+    return sum(len(json.dumps(s, separators=(",", ":"))) for s in snapshots)

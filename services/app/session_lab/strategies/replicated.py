@@ -17,7 +17,6 @@ The rules, each for a failure the experiment provokes:
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import threading
@@ -32,7 +31,7 @@ from ..replication.channel import Peer, PeerUnreachable
 from ..replication.link import BATCH_SESSIONS, BuddyLink
 from ..replication.ring import Ring
 from .base import Session, looks_like_session_id
-from .memory import Entry, MemoryStore
+from .memory import Entry, MemoryStore, json_bytes
 
 log = logging.getLogger(__name__)
 
@@ -234,12 +233,11 @@ class Replicated(MemoryStore):
 
     def report(self) -> dict:
         with self._lock:
-            owned = [self._snapshot(e) for e in self._entries.values()]
             copies = [c.snapshot for c in self._copies.values()]
         return {
-            "owned": len(owned), "owned_bytes": _json_bytes(owned), "copies": len(copies),
-            "copy_bytes": _json_bytes(copies),
-            "ward": self.ring.ward and self.ring.ward[0], "buddy": self.link.report() if self.link else None,
+            **super().report(), "copies": len(copies), "copy_bytes": json_bytes(copies),
+            "boot": self.boot, "ward": self.ring.ward and self.ring.ward[0],
+            "buddy": self.link.report() if self.link else None,
             **self.counters,
         }
 
@@ -248,12 +246,6 @@ class Replicated(MemoryStore):
     def _snapshot_all(self) -> list[dict]:
         with self._lock:
             return [self._snapshot(e) for e in self._entries.values()]
-
-    @staticmethod
-    def _snapshot(entry: Entry) -> dict:
-        s = entry.session
-        return {"sid": s.sid, "user": s.user, "items": list(s.items), "created": s.created_at,
-                "version": s.version, "keys": sorted(entry.keys), session_format.FIELD: session_format.FORMAT}
 
     def _entry(self, snapshot: dict, now: float) -> Entry:
         session = Session(snapshot["user"], list(snapshot["items"]), snapshot["created"], snapshot["sid"],
@@ -284,11 +276,6 @@ class Replicated(MemoryStore):
 
 def _strings(values) -> bool:
     return isinstance(values, list) and all(isinstance(v, str) for v in values)
-
-
-def _json_bytes(snapshots: list[dict]) -> int:
-    """What the sessions take as JSON: a stand-in for their memory that one can compare across strategies."""
-    return sum(len(json.dumps(s, separators=(",", ":"))) for s in snapshots)
 
 
 class ReplicatedAsync(Replicated):
