@@ -124,7 +124,7 @@ def wait_replicated(timeout: float = 60) -> None:
     while True:
         details = {node: node_get(node, "/readyz").get("details", {}) for node in APP_NODES}
         waiting = [f"{node}/{name}" for node in APP_NODES for name, report in details[node].items()
-                   if report.get("buddy") and not (report["buddy"]["state"] == "up" and report["buddy"]["buddy_boot"]
+                   if report.get("buddy") and not (report["buddy"]["state"] == "up" and report["buddy"]["filled"]
                                                    == details[buddy(node)].get(name, {}).get("boot"))]
         if not waiting:
             return

@@ -41,7 +41,8 @@ class BuddyLink:
         self.state = self.UNKNOWN
         self.since = time.time()
         self.reason = "not contacted yet"
-        self.buddy_boot: str | None = None
+        self.buddy_boot: str | None = None  # the buddy process we last began a state transfer to
+        self.filled: str | None = None  # the buddy process that has received one in full
         self.counters: Counter[str] = Counter()
         self._resync = threading.Event()
         self._queue: deque[dict] = deque()
@@ -78,7 +79,7 @@ class BuddyLink:
             self._deliver(self._take())
 
     def report(self) -> dict:
-        return {"buddy": self.peer.name, "state": self.state, "since": round(self.since, 3), "buddy_boot": self.buddy_boot,
+        return {"buddy": self.peer.name, "state": self.state, "since": round(self.since, 3), "filled": self.filled,
                 "reason": self.reason if self.state != self.UP else "", "mode": "sync" if self.synchronous else "async",
                 "queued": len(self._queue), **self.counters}
 
@@ -99,8 +100,8 @@ class BuddyLink:
         self.counters["copied"] += changes
         if answer.get("disowned"):
             self._disowned(answer["disowned"])
-        if answer.get("boot") != self.buddy_boot:
-            self._resync.set()  # a buddy we have not filled yet (it restarted, or it is the first contact)
+        if self.buddy_boot is not None and answer.get("boot") != self.buddy_boot:
+            self._resync.set()  # the buddy restarted since we filled it: it holds nothing of ours
         return True
 
     def _take(self) -> dict:
@@ -138,14 +139,14 @@ class BuddyLink:
         a live copy and a batch cross."""
         self._resync.clear()
         was = self.state
-        self.state = self.UP
+        self.state, self.buddy_boot = self.UP, buddy_boot
         if not self._deliver({"sessions": [], "ended": []}, reset=True):
             return
         sessions = self._snapshot_all()
         for first in range(0, len(sessions), BATCH_SESSIONS):
             if not self._deliver({"sessions": sessions[first:first + BATCH_SESSIONS], "ended": []}):
                 return
-        self.buddy_boot = buddy_boot
+        self.filled = buddy_boot
         self.counters["transfers"] += 1
         self.since = time.time() if was != self.UP else self.since
         log.info("%s: buddy %s has a copy of all %d sessions of this node (state transfer)",
