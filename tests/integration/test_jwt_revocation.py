@@ -1,6 +1,7 @@
 """JWT logout through a real Redis: pushed to every node's own denylist, no store read per request, and a
 Redis outage that stops no jwt request (its logouts reach the other nodes when Redis returns)."""
 
+import logging
 import select
 import socket
 import threading
@@ -9,6 +10,7 @@ import time
 import pytest
 
 from session_lab import create_app
+from session_lab.revocation import STALE_AFTER
 from tests.conftest import flask_sender
 from tests.session_client import SessionClient
 
@@ -168,3 +170,17 @@ def test_a_node_cut_off_from_redis_catches_up_within_a_second_of_the_network_ret
         assert refused_within(b, token, BOUND + 0.5) is not None
     finally:
         relay.close()
+
+
+def test_the_listener_stays_on_one_connection_while_redis_answers(node, store, caplog):
+    """Its pings must count as signs of life: redis-py 8.1 with decode_responses splits a bare PONG into a
+    message of type 'P', which ignore_subscribe_messages would drop, and the listener reconnected every
+    STALE_AFTER seconds."""
+    alice = SessionClient("jwt", node())
+    alice.login("alice")
+    alice.cart()  # the listener runs from here on
+    clients_before = int(store.info("stats")["total_connections_received"])
+    with caplog.at_level(logging.WARNING, logger="session_lab.revocation"):
+        time.sleep(3 * STALE_AFTER)
+    assert not [r for r in caplog.records if "lost Redis" in r.getMessage()]
+    assert int(store.info("stats")["total_connections_received"]) - clients_before <= 1  # the INFO call's own

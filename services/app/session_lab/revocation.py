@@ -138,7 +138,10 @@ class RevocationList:
     def _listen_forever(self) -> None:
         attempt = 0
         while not self._stop.is_set():
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            # Every reply counts as a sign of life, so none may be dropped: redis-py 8.1 with decode_responses
+            # turns the bare PONG of pubsub.ping() into a message of type 'P' (PubSub.handle_message compares
+            # the str "PONG" with b"PONG"), which ignore_subscribe_messages=True would swallow.
+            pubsub = self.redis.pubsub()
             try:
                 pubsub.subscribe(CHANNEL)  # first subscribe, then read the set: no gap between the two
                 entries = self._fetch_all()  # outside the lock: requests never wait on Redis
@@ -162,8 +165,8 @@ class RevocationList:
                     self._trim()
             except (redis.RedisError, OSError, ValueError) as exc:
                 if self._connected:
-                    log.warning("jwt revocations: lost Redis (%s); checks go on with this node's list",
-                                type(exc).__name__)
+                    log.warning("jwt revocations: lost Redis (%s: %s); checks go on with this node's list",
+                                type(exc).__name__, exc)
                 self._connected = False
             finally:
                 try:
