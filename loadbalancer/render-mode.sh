@@ -15,13 +15,14 @@ fi
 # nginx's default is max_fails=1 fail_timeout=10s; 5s lets a recovered node rejoin sooner.
 passive="max_fails=1 fail_timeout=5s"
 
-servers() {  # servers [primary]: every node, the others marked backup when a primary is named
-    for node in $APP_NODES; do
-        if [ -z "${1:-}" ] || [ "${node%%=*}" = "$1" ]; then
-            echo "    server ${node#*=} $passive;"
-        else
-            echo "    server ${node#*=} $passive backup;"
-        fi
+servers() {  # every node, for app_pool
+    for node in $APP_NODES; do echo "    server ${node#*=} $passive;"; done
+}
+buddy() {  # buddy NAME: the node after NAME in APP_NODES; the last one's is the first (a ring)
+    previous=""
+    for node in $APP_NODES $APP_NODES; do  # the list twice, so the last node has a next one too
+        if [ "$previous" = "$1" ]; then echo "$node"; return; fi
+        previous=${node%%=*}
     done
 }
 
@@ -34,7 +35,12 @@ while IFS= read -r line; do
             for node in $APP_NODES; do
                 name=${node%%=*}
                 printf 'upstream node_%s {\n    zone node_%s 64k;\n' "$name" "$name"
-                servers "$name"
+                echo "    server ${node#*=} $passive;"
+                partner=$(buddy "$name")
+                # Only the buddy as backup: all of a down node's users move to one known node, the one the app
+                # copies their sessions to (compose passes the same list as REPLICATION_PEERS), not round-robin
+                # over the rest. A lone node has no buddy.
+                [ "$partner" = "$node" ] || echo "    server ${partner#*=} $passive backup;"
                 printf '    keepalive 16;\n    keepalive_timeout 30s;\n}\n'
             done ;;
         *@route_map@*)

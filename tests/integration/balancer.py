@@ -1,7 +1,9 @@
-"""A real nginx running the project's balancer config, in front of three scriptable upstream nodes.
+"""A real nginx running the project's balancer config, in front of three scriptable upstream nodes that can be
+stopped (their connections refused, as a killed container's are).
 
 The config is rendered the way loadbalancer/entrypoint.sh renders it (render-mode.sh, render-limits.sh);
-only what must differ on a host is rewritten: include paths, pid file, listen port and temp paths.
+only what must differ on a host is rewritten: include paths, pid file, listen port, temp paths and, when run
+as root, the workers' user.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LB = ROOT / "loadbalancer"
 NGINX_CONF = LB / "nginx.conf"
 NODE_NAMES = ("app1", "app2", "app3")
+MODES = tuple(sorted(template.stem for template in (LB / "modes").glob("*.conf")))
 
 
 def free_port() -> int:
@@ -56,12 +59,21 @@ class Reply:
     body: bytes
 
 
+@dataclass(frozen=True)
+class Seen:
+    """One request as a node received it."""
+
+    method: str
+    path: str
+    body: bytes
+
+
 # --- upstream nodes ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Answer:
-    """What a node does with one request: kind is ok, status, headers, close or malformed."""
+    """What a node does with one request: kind is ok, status, headers, close, hang or malformed."""
 
     kind: str = "ok"
     status: int = 200
@@ -93,8 +105,18 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like gunicorn behind nginx's `keepalive` pool
     timeout = 10  # an idle keep-alive connection ends its thread after this
 
+    def setup(self):
+        super().setup()
+        self.server.node.connected(self.connection)
+
+    def finish(self):
+        self.server.node.disconnected(self.connection)
+        super().finish()
+
     def do_GET(self):  # noqa: N802 (http.server's naming)
         self.server.node.serve(self)
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
     def log_message(self, *args):
         pass
@@ -117,18 +139,44 @@ class Node:
         self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.node = self
         self.address = "127.0.0.1:%d" % self.server.server_address[1]
-        self.received = 0  # requests that reached this node, whatever it did with them
+        self.seen: list[Seen] = []  # requests that reached this node, whatever it did with them
         self.last_headers: dict[str, str] = {}  # what it last sent, to compare with what the client got
         self._next: deque[Answer] = deque()
         self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
+
+    @property
+    def received(self) -> int:
+        return len(self.seen)
 
     def start(self) -> None:
         self._thread.start()
 
+    def connected(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.add(connection)
+
+    def disconnected(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.discard(connection)
+
     def stop(self) -> None:
+        """Down like a killed process: new connections refused, and the ones nginx keeps alive cut too (a
+        node that only stopped listening would go on answering on them)."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()  # ends a hang too
         self.server.shutdown()
         self.server.server_close()
+        with self._lock:
+            open_connections = list(self._connections)
+        for connection in open_connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed from the other side
         self._thread.join(timeout=5)
 
     def once(self, answer: Answer) -> None:
@@ -137,10 +185,16 @@ class Node:
             self._next.append(answer)
 
     def serve(self, handler: BaseHTTPRequestHandler) -> None:
+        # Read the whole body first: what is left unread would be taken for the next request on the connection.
+        body_in = handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
         with self._lock:
-            self.received += 1
+            self.seen.append(Seen(handler.command, handler.path, body_in))
             answer = self._next.popleft() if self._next else Answer()
         if answer.kind == "close":  # read the request, then hang up without a byte
+            handler.close_connection = True
+            return
+        if answer.kind == "hang":  # read the request, then say nothing, like a frozen process, until stopped
+            self._stopping.wait(timeout=30)
             handler.close_connection = True
             return
         body = b'{"node":"%s"}\n' % self.name.encode()
@@ -175,36 +229,49 @@ def host_config(text: str, tmp: Path, port: int) -> str:
     # The compiled-in temp paths are under /var/lib/nginx; nginx creates them at start even when unused.
     temp = "".join(f"    {kind}_temp_path {tmp}/{kind}_temp;\n"
                    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    if os.geteuid() == 0:
+        # Started as root, nginx runs its workers as an unprivileged user, who cannot enter pytest's tmp (0700)
+        # to spool a request body past client_body_buffer_size (a 500): keep them root, on loopback only.
+        text = _replace_once(text, "worker_processes auto;", "user root;\nworker_processes auto;")
     return _replace_once(text, "http {\n", "http {\n" + temp)
 
 
-class Balancer:
-    """The project's nginx config, rendered in round-robin mode over `nodes`, run by the host's nginx."""
+def render_mode(mode: str, app_nodes: str) -> str:
+    """upstreams.conf for `mode`, as render-mode.sh writes it from APP_NODES ("name=host:port ...")."""
+    done = subprocess.run(["sh", str(LB / "render-mode.sh"), mode], env={**os.environ, "APP_NODES": app_nodes},
+                          check=True, capture_output=True, text=True, timeout=30)
+    return done.stdout
 
-    def __init__(self, tmp: Path, nodes: list[Node]):
-        self.tmp, self.nodes = tmp, nodes
+
+class Balancer:
+    """The project's nginx config, rendered in one routing mode over `nodes`, run by the host's nginx."""
+
+    def __init__(self, tmp: Path, nodes: list[Node], mode: str = "round-robin"):
+        self.tmp, self.nodes, self.mode = tmp, nodes, mode
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self.log_path = tmp / "error.log"
 
     def render(self) -> None:
         shutil.copy(LB / "proxy.conf", self.tmp / "proxy.conf")
-        env = {**os.environ, "APP_NODES": " ".join(f"{n.name}={n.address}" for n in self.nodes),
-               "LOGIN_RATE_LIMIT": "1000r/s", "LOGIN_BURST": "1000"}
-        mode = subprocess.run(["sh", str(LB / "render-mode.sh"), "round-robin"], env=env, check=True,
-                              capture_output=True, text=True, timeout=30)
-        (self.tmp / "upstreams.conf").write_text(mode.stdout)
+        app_nodes = " ".join(f"{n.name}={n.address}" for n in self.nodes)
+        (self.tmp / "upstreams.conf").write_text(render_mode(self.mode, app_nodes))
+        env = {**os.environ, "LOGIN_RATE_LIMIT": "1000r/s", "LOGIN_BURST": "1000"}
         subprocess.run(["sh", str(LB / "render-limits.sh"), str(self.tmp)], env=env, check=True, timeout=30)
         (self.tmp / "nginx.conf").write_text(host_config(NGINX_CONF.read_text(), self.tmp, self.port))
+
+    def nginx(self, *args: str) -> list[str]:
+        """The command line that runs the host's nginx on the rendered config, with `args` added."""
+        return [shutil.which("nginx"), "-p", f"{self.tmp}/", "-c", str(self.tmp / "nginx.conf"), "-e", "stderr", *args]
+
+    def check_config(self) -> subprocess.CompletedProcess:
+        """`nginx -t` on the rendered config, as switch-mode.sh checks a mode before it reloads."""
+        return subprocess.run(self.nginx("-t", "-q"), check=False, capture_output=True, text=True, timeout=30)
 
     def start(self) -> None:
         self.render()
         with open(self.log_path, "wb") as log:  # nginx's error log goes to stderr (error_log stderr warn)
-            self.process = subprocess.Popen(
-                [shutil.which("nginx"), "-p", f"{self.tmp}/", "-c", str(self.tmp / "nginx.conf"), "-e", "stderr",
-                 "-g", "daemon off;"],
-                stdout=subprocess.DEVNULL, stderr=log,
-            )
+            self.process = subprocess.Popen(self.nginx("-g", "daemon off;"), stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -228,14 +295,18 @@ class Balancer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def get(self, path: str = "/") -> Reply:
+    def request(self, method: str, path: str = "/", body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> Reply:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
-            conn.request("GET", path)
+            conn.request(method, path, body=body, headers=headers or {})
             r = conn.getresponse()
             return Reply(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
         finally:
             conn.close()
+
+    def get(self, path: str = "/", headers: dict[str, str] | None = None) -> Reply:
+        return self.request("GET", path, headers=headers)
 
     def get_raw(self, path: str = "/") -> bytes:
         """Everything nginx sends back for one GET, unparsed (for answers http.client would refuse)."""
@@ -249,11 +320,11 @@ class Balancer:
                 data += chunk
             return data
 
-    def served_by(self, count: int) -> Counter:
+    def served_by(self, count: int, headers: dict[str, str] | None = None) -> Counter:
         """Send `count` GETs; how many each node answered (all must be 200)."""
         served = Counter()
         for _ in range(count):
-            reply = self.get()
+            reply = self.get(headers=headers)
             assert reply.status == 200, (reply.status, reply.body)
             served[reply.headers["x-served-by"]] += 1
         return served

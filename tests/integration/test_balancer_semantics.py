@@ -1,4 +1,5 @@
-"""What real nginx does with the project's balancer config (loadbalancer/), in round-robin mode.
+"""What real nginx does with the project's balancer config (loadbalancer/): mostly in round-robin mode, then
+sticky mode's fallback (a node's users go to its buddy, then to any live node) and what holds in every mode.
 
 The passive health check (max_fails=1 fail_timeout=5s, render-mode.sh) takes a node away after ONE failed
 attempt, so it matters which answers nginx counts as failures: a node's own 4xx/5xx are not, a hang-up
@@ -10,13 +11,15 @@ https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_next_upstream
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
 
 from session_lab.limits import CREDENTIAL_MAX_BYTES, RESPONSE_HEADERS_MAX
 from tests.conftest import require
-from tests.integration.balancer import NODE_NAMES, Answer, Balancer, Node, directive, malformed_answer, nginx_size
+from tests.integration.balancer import (MODES, NODE_NAMES, Answer, Balancer, Node, directive, malformed_answer,
+                                        nginx_size, render_mode)
 
 pytestmark = pytest.mark.integration
 
@@ -35,15 +38,21 @@ def nodes():
 
 
 @pytest.fixture
-def balancer(tmp_path, nodes):
-    """A fresh nginx per test: a node marked failed stays failed for fail_timeout (5 s)."""
+def balancer(request, tmp_path, nodes):
+    """A fresh nginx per test: a node marked failed stays failed for fail_timeout (5 s). Round-robin mode,
+    unless the test names others with in_modes(...)."""
     require(shutil.which("nginx") is not None, "nginx is not installed (apt-get install nginx-light)")
-    lb = Balancer(tmp_path, nodes)
+    lb = Balancer(tmp_path, nodes, getattr(request, "param", "round-robin"))
     try:
         lb.start()
         yield lb
     finally:
         lb.stop()
+
+
+def in_modes(*modes: str):
+    """Run the test once per routing mode, each with its own nginx (the `balancer` fixture)."""
+    return pytest.mark.parametrize("balancer", modes, indirect=True)
 
 
 def reply_once_reached(lb: Balancer, node: Node, answer: Answer, send=Balancer.get):
@@ -123,3 +132,154 @@ def test_the_balancers_buffers_follow_the_apps_budget():
     assert nginx_size(directive("proxy_buffer_size")[0]) >= 2 * RESPONSE_HEADERS_MAX
     _count, size = directive("large_client_header_buffers")
     assert nginx_size(size) >= 4 * CREDENTIAL_MAX_BYTES
+
+
+# --- sticky mode: a node's users go to its buddy, then to any live node ---------------------------------------
+
+BAD_GATEWAY = {"error": "bad_gateway", "message": "no app node gave a usable answer (the balancer logs why)"}
+
+
+def user_of(name: str) -> dict[str, str]:
+    """The headers of a user the balancer stuck to node `name`."""
+    return {"Cookie": f"sl_route={name}"}
+
+
+def test_each_sticky_node_group_backs_its_node_up_with_its_buddy_only():
+    """render-mode.sh: node_X holds X and, as its only backup, the next node in APP_NODES; the last node's
+    buddy is the first (a ring, in APP_NODES order however the nodes are named)."""
+    rendered = render_mode("sticky", "c=10.0.0.3:80 a=10.0.0.1:80 d=10.0.0.4:80 b=10.0.0.2:80")
+    groups = {name: re.findall(r"server (\S+) [^;]*?(backup)?;", body)
+              for name, body in re.findall(r"upstream node_(\w+) \{(.*?)\}", rendered, re.DOTALL)}
+    assert groups == {
+        "c": [("10.0.0.3:80", ""), ("10.0.0.1:80", "backup")],
+        "a": [("10.0.0.1:80", ""), ("10.0.0.4:80", "backup")],
+        "d": [("10.0.0.4:80", ""), ("10.0.0.2:80", "backup")],
+        "b": [("10.0.0.2:80", ""), ("10.0.0.3:80", "backup")],
+    }
+
+
+@in_modes("sticky")
+@pytest.mark.parametrize(("down", "buddy"), [("app1", "app2"), ("app3", "app1")])  # app3 -> app1: the ring wraps
+def test_a_down_nodes_users_all_go_to_its_buddy(balancer, nodes, down, buddy):
+    """While a user's node is down, every one of its requests goes to the node's buddy, none to the third node
+    (before the buddy, the node's group had every other node as backup and nginx spread them over both)."""
+    by_name = {node.name: node for node in nodes}
+    assert balancer.served_by(5, headers=user_of(down)) == {down: 5}  # stuck, with keep-alive connections open
+    by_name[down].stop()
+    assert balancer.served_by(30, headers=user_of(down)) == {buddy: 30}
+    reply = balancer.get(headers=user_of(down))
+    assert reply.headers["set-cookie"].startswith(f"sl_route={buddy};")  # and re-stuck there
+    assert reply.headers["x-lb-mode"] == "sticky"
+
+
+@in_modes("sticky")
+@pytest.mark.parametrize("size", [100, 15 * 1024])  # past the 8k client_body_buffer_size: a temp file
+def test_when_node_and_buddy_are_down_a_post_reaches_the_last_live_node_intact(balancer, nodes, size):
+    """app1 and its buddy app2 down: an app1 user's POST goes on to the whole pool (error_page to @any_node,
+    which keeps the method and the body), reaches app3 once, and the answer re-sticks the user to app3."""
+    app1, app2, app3 = nodes
+    app1.stop()
+    app2.stop()
+    body = json.dumps({"item": "tea", "note": "n" * size}).encode()
+    reply = balancer.request("POST", "/api/memory/cart?from=test", body=body,
+                             headers={**user_of("app1"), "Content-Type": "application/json"})
+    assert reply.status == 200 and reply.headers["x-served-by"] == "app3", (reply.status, reply.body)
+    assert [(seen.method, seen.path, seen.body) for seen in app3.seen] == [("POST", "/api/memory/cart?from=test", body)]
+    assert reply.headers["set-cookie"].startswith("sl_route=app3;")
+    # Two server groups, separated by " : " in $upstream_addr: the node's own, then app_pool ending on app3.
+    first_round, second_round = reply.headers["x-upstream-addr"].split(" : ")
+    assert app3.address not in first_round and second_round.endswith(app3.address)
+
+
+@in_modes("sticky")
+def test_when_the_buddy_times_out_the_request_still_reaches_a_live_node(balancer, nodes):
+    """The node group's last failure a timeout (a killed container's address stops answering; a frozen node):
+    its 504 goes on to the pool as a 502 does. Takes proxy_read_timeout (5 s)."""
+    app1, app2, _app3 = nodes
+    app1.stop()
+    app2.once(Answer("hang"))
+    reply = balancer.get("/api/memory/cart", headers=user_of("app1"))
+    assert reply.status == 200 and reply.headers["x-served-by"] in ("app2", "app3"), (reply.status, reply.body)
+    assert "upstream timed out" in balancer.log() and " : " in reply.headers["x-upstream-addr"]
+
+
+@in_modes("sticky")
+def test_a_nodes_own_answer_from_the_second_round_is_passed_on(balancer, nodes):
+    """The pool's answer goes to the client with its own status (error_page's "=" form): here app3's 401."""
+    app1, app2, app3 = nodes
+    app1.stop()
+    app2.stop()
+    app3.once(Answer("status", 401))
+    reply = balancer.get("/api/memory/cart", headers=user_of("app1"))
+    assert reply.status == 401 and json.loads(reply.body) == {"error": "node_error", "node": "app3"}
+
+
+@in_modes("sticky")
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_with_every_node_down_a_sticky_user_gets_the_json_502(balancer, nodes, method):
+    """Both rounds fail: the second error still reaches the JSON error page (recursive_error_pages), never
+    nginx's HTML one."""
+    for node in nodes:
+        node.stop()
+    reply = balancer.request(method, "/api/memory/cart", body=b'{"item":"tea"}' if method == "POST" else None,
+                             headers={**user_of("app1"), "Content-Type": "application/json"})
+    assert reply.status == 502 and reply.headers["content-type"] == "application/json"
+    assert json.loads(reply.body) == BAD_GATEWAY
+    # It did try the pool: 2 refused connections in node_app1 (app1, its buddy app2), then 3 in app_pool.
+    assert balancer.log().count("Connection refused") == 5
+
+
+@in_modes("round-robin", "ip-hash", "least-conn")
+def test_outside_sticky_mode_a_failed_request_gets_no_second_round(balancer, nodes):
+    """A 502 of nginx's own is the JSON page at once, even for a client with a sl_route cookie: a header block
+    over proxy_buffer_size (not retried, proxy_next_upstream has no invalid_header) reaches one node only."""
+    too_big = Answer("headers", 200, nginx_size(directive("proxy_buffer_size")[0]) + 4096)
+    for node in nodes:
+        node.once(too_big)
+    reply = balancer.get("/api/memory/cart", headers=user_of("app1"))
+    assert reply.status == 502 and json.loads(reply.body) == BAD_GATEWAY
+    assert sum(node.received for node in nodes) == 1
+
+
+# --- every mode -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_renders_a_config_nginx_accepts(tmp_path, nodes, mode):
+    """`nginx -t`, as switch-mode.sh runs it before a reload, on nginx.conf with each mode's upstreams.conf."""
+    require(shutil.which("nginx") is not None, "nginx is not installed (apt-get install nginx-light)")
+    lb = Balancer(tmp_path, nodes, mode)
+    lb.render()
+    checked = lb.check_config()
+    assert checked.returncode == 0, checked.stderr
+
+
+INTERNAL_PATHS = ["/internal", "/internal/", "/internal/sessions/abc", "/internal/x?y=1",
+                  "/%69nternal/sessions", "/api/../internal/sessions", "//internal/sessions"]
+
+
+@in_modes(*MODES)
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE"])
+def test_the_internal_channel_is_not_reachable_through_the_balancer(balancer, nodes, method):
+    """/internal/ is the nodes' replication channel: any method, any spelling nginx normalises to it, answers
+    the balancer's 404 JSON and reaches no node. A path that only starts alike still reaches one."""
+    for path in INTERNAL_PATHS:
+        reply = balancer.request(method, path, body=b'{"session":"x"}', headers={"Content-Type": "application/json"})
+        assert reply.status == 404 and reply.headers["content-type"] == "application/json", (path, reply)
+        assert json.loads(reply.body) == {"error": "not_found", "message": "no such path on the balancer"}
+    assert [node.seen for node in nodes] == [[], [], []]
+    assert balancer.request(method, "/internals").headers["x-served-by"] in NODE_NAMES
+
+
+@in_modes(*MODES)
+@pytest.mark.parametrize("path", ["/api/memory/cart", "/api/memory/login"])  # location / and the login location
+def test_what_nginx_refuses_stays_json_in_every_mode(balancer, nodes, path):
+    """The proxying locations inherit every server-level error_page (they define none of their own), so a
+    body over client_max_body_size and a header over large_client_header_buffers are JSON, in any mode."""
+    too_large = balancer.request("POST", path, body=b"x" * (nginx_size(directive("client_max_body_size")[0]) + 1),
+                                 headers={**user_of("app1"), "Content-Type": "application/json"})
+    assert too_large.status == 413 and json.loads(too_large.body)["error"] == "request_too_large"
+    _count, size = directive("large_client_header_buffers")
+    header_too_large = balancer.get(path, headers={**user_of("app1"), "X-Big": "b" * nginx_size(size)})
+    assert header_too_large.status == 431 and json.loads(header_too_large.body)["error"] == "header_too_large"
+    assert [node.seen for node in nodes] == [[], [], []]
