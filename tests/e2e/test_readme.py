@@ -23,6 +23,7 @@ EXPECT = {
     "/api/client/login": '"items":["apple"]',
     "/api/none/cart": '"items": []',
     "/api/memory/login": '"items": ["pear"]',
+    "/api/replicated/login": '"items":["plum"]',
     "grep -i x-served-by": "X-Served-By: app",
     "docker compose kill app2": "Healthy",
 }
