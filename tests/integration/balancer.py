@@ -58,6 +58,15 @@ class Reply:
     headers: dict[str, str]
     body: bytes
 
+    @classmethod
+    def parse(cls, raw: bytes) -> Reply:
+        """One HTTP/1.x answer as send_raw returns it (status line, headers, the body up to the hang-up)."""
+        head, separator, body = raw.partition(b"\r\n\r\n")
+        assert separator and head.startswith(b"HTTP/1."), f"not an HTTP/1.x answer: {raw[:200]!r}"
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+        return cls(int(status_line.split(" ")[1]), headers, body)
+
 
 @dataclass(frozen=True)
 class Seen:
@@ -310,8 +319,14 @@ class Balancer:
 
     def get_raw(self, path: str = "/") -> bytes:
         """Everything nginx sends back for one GET, unparsed (for answers http.client would refuse)."""
+        return self.send_raw(f"GET {path} HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n".encode())
+
+    def send_raw(self, request: bytes) -> bytes:
+        """Everything nginx sends back for `request`, bytes as they are (for requests http.client will not
+        write, such as a malformed request line). The request must end the connection: Connection: close,
+        or an error after which nginx closes it."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n".encode())
+            s.sendall(request)
             data = b""
             for _ in range(1000):  # bounded; nginx closes the connection when it is done
                 chunk = s.recv(65536)

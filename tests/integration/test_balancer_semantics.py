@@ -18,8 +18,8 @@ import pytest
 
 from session_lab.limits import CREDENTIAL_MAX_BYTES, RESPONSE_HEADERS_MAX
 from tests.conftest import require
-from tests.integration.balancer import (MODES, NODE_NAMES, Answer, Balancer, Node, directive, malformed_answer,
-                                        nginx_size, render_mode)
+from tests.integration.balancer import (MODES, NODE_NAMES, Answer, Balancer, Node, Reply, directive,
+                                        malformed_answer, nginx_size, render_mode)
 
 pytestmark = pytest.mark.integration
 
@@ -282,4 +282,89 @@ def test_what_nginx_refuses_stays_json_in_every_mode(balancer, nodes, path):
     _count, size = directive("large_client_header_buffers")
     header_too_large = balancer.get(path, headers={**user_of("app1"), "X-Big": "b" * nginx_size(size)})
     assert header_too_large.status == 431 and json.loads(header_too_large.body)["error"] == "header_too_large"
+    assert [node.seen for node in nodes] == [[], [], []]
+
+
+# --- requests nginx refuses itself: JSON however early it refuses them -----------------------------------------
+
+BAD_REQUEST = {"error": "bad_request", "message": "the balancer could not parse the request"}
+HEADER_TOO_LARGE = {"error": "header_too_large", "message": "a request header or the URL is over 16 KB"}
+_COUNT, HEADER_BUFFER = directive("large_client_header_buffers")
+
+
+def json_bytes(body: dict[str, str]) -> bytes:
+    """A body as nginx.conf spells it: compact JSON and a newline."""
+    return json.dumps(body, separators=(",", ":")).encode() + b"\n"
+
+
+def assert_json_error(lb: Balancer, request: bytes, status: int, body: dict[str, str]) -> None:
+    reply = Reply.parse(lb.send_raw(request))
+    assert (reply.status, reply.headers.get("content-type"), reply.body) == (status, "application/json",
+                                                                             json_bytes(body)), reply
+
+
+# Refused before the URI exists (ngx_http_process_request_line): error_page to a named location fails there
+# ("empty URI in redirect to named location") and nginx falls back to its HTML 500.
+EARLY = {
+    "malformed-request-line": (b"GARBAGE\r\n\r\n", 400, BAD_REQUEST),
+    "control-byte-in-uri": (b"GET /a\x00b HTTP/1.1\r\nHost: lb\r\n\r\n", 400, BAD_REQUEST),
+    "path-above-the-root": (b"GET /../../etc HTTP/1.1\r\nHost: lb\r\n\r\n", 400, BAD_REQUEST),
+    "uri-over-a-header-buffer": (b"GET /" + b"u" * nginx_size(HEADER_BUFFER) + b" HTTP/1.1\r\nHost: lb\r\n\r\n",
+                                 431, HEADER_TOO_LARGE),
+}
+
+
+@pytest.mark.parametrize(("request_bytes", "status", "body"), EARLY.values(), ids=EARLY.keys())
+def test_a_request_refused_before_its_uri_is_parsed_gets_the_json_error(balancer, nodes, request_bytes, status,
+                                                                       body):
+    """A malformed request line, a path escaping the root and a URI over one large_client_header_buffers buffer
+    answer the same JSON as the errors nginx meets later, and never reach a node."""
+    assert_json_error(balancer, request_bytes, status, body)
+    assert "empty URI in redirect" not in balancer.log()
+    assert [node.seen for node in nodes] == [[], [], []]
+
+
+def chunked_post(path: str) -> bytes:
+    """A POST whose chunked body is broken ("ZZ" is no chunk size): a 400 from the location proxying it."""
+    return (f"POST {path} HTTP/1.1\r\nHost: lb\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n"
+            "Connection: close\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n").encode()
+
+
+# Refused once the URI is known: while the headers are read, or inside a proxying location (the body).
+LATE = {
+    "no-host-header": (b"GET /api/memory/cart HTTP/1.1\r\nConnection: close\r\n\r\n", 400, BAD_REQUEST),
+    "nul-in-a-header-name": (b"GET /api/memory/cart HTTP/1.1\r\nHost: lb\r\nX-A\x00b: c\r\nConnection: close\r\n\r\n",
+                             400, BAD_REQUEST),
+    "bad-chunked-body": (chunked_post("/api/memory/cart"), 400, BAD_REQUEST),  # in location /
+    "bad-chunked-login": (chunked_post("/api/memory/login"), 400, BAD_REQUEST),  # in the login location
+    "header-line-over-a-buffer": (b"GET /api/memory/cart HTTP/1.1\r\nHost: lb\r\nX-Big: "
+                                  + b"b" * nginx_size(HEADER_BUFFER) + b"\r\nConnection: close\r\n\r\n",
+                                  431, HEADER_TOO_LARGE),
+}
+
+
+@pytest.mark.parametrize(("request_bytes", "status", "body"), LATE.values(), ids=LATE.keys())
+def test_a_request_refused_after_its_uri_is_parsed_gets_the_same_json_error(balancer, nodes, request_bytes, status,
+                                                                           body):
+    """The early errors' internal URIs serve the later 400 and 494 too: the same status and bytes as before."""
+    assert_json_error(balancer, request_bytes, status, body)
+    assert [node.seen for node in nodes] == [[], [], []]
+
+
+def test_the_error_pages_uris_are_not_reachable_from_outside(balancer, nodes):
+    """The error pages' URIs are `internal`: asked for directly, the balancer's 404 JSON, and no node reached."""
+    for path in ("/.lab-errors/400", "/.lab-errors/431", "/.lab-errors/505"):
+        reply = balancer.get(path)
+        assert (reply.status, json.loads(reply.body)) == (404, {"error": "not_found",
+                                                               "message": "no such path on the balancer"}), path
+    assert [node.seen for node in nodes] == [[], [], []]
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT"])
+def test_the_methods_nginx_refuses_get_a_json_405(balancer, nodes, method):
+    """nginx refuses TRACE and CONNECT itself (a 405) whatever the location; without an error_page for 405 that
+    was its HTML page."""
+    request = f"{method} /api/memory/cart HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n".encode()
+    assert_json_error(balancer, request, 405, {"error": "method_not_allowed",
+                                               "message": "the balancer does not accept TRACE or CONNECT"})
     assert [node.seen for node in nodes] == [[], [], []]
