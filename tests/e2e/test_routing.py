@@ -61,3 +61,20 @@ def test_unknown_mode_is_refused_and_the_current_one_kept(lab):
 def test_balancer_answers_its_own_health_check(lab):
     r = lab.get("/nginx-health")
     assert r.status_code == 200 and r.json() == {"status": "ok", "mode": "round-robin"}
+
+
+def test_a_node_killed_and_back_keeps_its_sticky_users(lab):
+    """A killed node's connections vanish with it, no FIN or RST reaching nginx; had nginx kept one alive,
+    the first request on it after the node's return would meet a reset, and nginx would send the node's users
+    to its buddy for fail_timeout (5 s), where their node-local sessions are unknown."""
+    import requests
+
+    lab.switch_mode("sticky")
+    pinned = requests.Session()
+    pinned.cookies.set("sl_route", "app2")
+    for _ in range(10):
+        assert pinned.get(lab.url + "/healthz", timeout=10).headers["X-Served-By"] == "app2"
+    lab.compose("kill", "app2")
+    lab.up("app2")
+    seen = [pinned.get(lab.url + "/healthz", timeout=10).headers["X-Served-By"] for _ in range(10)]
+    assert seen == ["app2"] * 10

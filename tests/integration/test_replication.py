@@ -180,3 +180,16 @@ def signed(ring, node: str, strategy: str, verb: str, payload: dict):
     body = json.dumps(payload).encode()
     status, answer, _ = ring[node].request("POST", path, body, headers={SIGNATURE: sign(ring.secret, path, body)})
     return status, answer
+
+
+def test_a_buddy_stopped_gracefully_and_started_again_gets_its_copies_back(ring):
+    """gunicorn answers Connection: close while it stops: the channel must open a new connection after it."""
+    cookie = login(ring["app1"], SYNC, "ida")
+    add(ring["app1"], SYNC, cookie, "tea")
+    ring["app2"].stop()
+    add(ring["app1"], SYNC, cookie, "jam")  # served without a copy
+    ring["app2"].start()
+    wait_until(lambda: ring["app2"].report(SYNC)["copies"] == 1, "the state transfer reached app2", 10)
+    add(ring["app1"], SYNC, cookie, "bread")
+    ring["app1"].kill()
+    assert cart(ring["app2"], SYNC, cookie)[1]["items"] == ["tea", "jam", "bread"]

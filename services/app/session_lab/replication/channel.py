@@ -62,7 +62,7 @@ class Peer:
         path = f"{PREFIX}/{self.strategy}/{verb}"
         body = json.dumps(payload, separators=(",", ":")).encode()
         for attempt in (1, 2):
-            reused = getattr(self._local, "conn", None) is not None
+            reused = getattr(getattr(self._local, "conn", None), "sock", None) is not None
             try:
                 conn = self._connection(timeout)
                 conn.request("POST", path, body, {"Content-Type": "application/json",
@@ -79,14 +79,17 @@ class Peer:
             if answer.status != 200:
                 raise PeerUnreachable(f"{self.name} answered {answer.status}: {data[:200]!r}")
             try:
-                return json.loads(data)
+                found = json.loads(data)
             except ValueError:
-                raise PeerUnreachable(f"{self.name} answered no JSON") from None
+                found = None
+            if not isinstance(found, dict):
+                raise PeerUnreachable(f"{self.name} answered no JSON object")
+            return found
         raise AssertionError("unreachable")
 
     def _connection(self, timeout: float) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None or conn.sock is None:  # none yet, or http.client closed it (the peer said Connection: close)
             conn = http.client.HTTPConnection(self.host, self.port, timeout=min(CONNECT_TIMEOUT, timeout))
             conn.connect()
             conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

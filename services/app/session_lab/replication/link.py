@@ -118,7 +118,11 @@ class BuddyLink:
             with self._ready:
                 while not self._queue:
                     self._ready.wait()
-            self._deliver(self._take())
+            try:
+                self._deliver(self._take())
+            except Exception:  # as in _watch: the shipper must outlive a bug, its copies are counted lost
+                log.exception("%s: shipping to buddy %s failed", self.peer.strategy, self.peer.name)
+                self._down("shipper error (see the log)")
 
     # -- the watcher: down, up, state transfer ---------------------------------------------------------
 
@@ -126,11 +130,13 @@ class BuddyLink:
         while True:
             try:
                 answer = self.peer.call("hello", {"from": self.me, "boot": self.boot}, self.timeout)
-            except PeerUnreachable as exc:
-                self._down(str(exc))
-            else:
                 if self.state != self.UP or answer.get("boot") != self.buddy_boot or self._resync.is_set():
                     self._transfer(answer.get("boot"))
+            except PeerUnreachable as exc:
+                self._down(str(exc))
+            except Exception:  # a bug must not end the watcher: the link would stay down for good
+                log.exception("%s: the watch on buddy %s failed; trying again", self.peer.strategy, self.peer.name)
+                self._down("watcher error (see the log)")
             time.sleep(HEARTBEAT)
 
     def _transfer(self, buddy_boot: str | None) -> None:
