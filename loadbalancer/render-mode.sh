@@ -35,12 +35,17 @@ while IFS= read -r line; do
             for node in $APP_NODES; do
                 name=${node%%=*}
                 printf 'upstream node_%s {\n    zone node_%s 64k;\n' "$name" "$name"
-                echo "    server ${node#*=} $passive;"
+                # max_fails=0: nginx keeps no failure count in these groups and always tries the node first.
+                # With one, the full experiment saw a restarted node skipped for its first requests of the next
+                # run, long after fail_timeout, and its users sent to the buddy, where their sessions are
+                # unknown. A user whose node is down pays one failed attempt, then is re-stuck to the node
+                # that answered; app_pool keeps the passive health check for everyone without a cookie.
+                echo "    server ${node#*=} max_fails=0;"
                 partner=$(buddy "$name")
                 # Only the buddy as backup: all of a down node's users move to one known node, the one the app
                 # copies their sessions to (compose passes the same list as REPLICATION_PEERS), not round-robin
                 # over the rest. A lone node has no buddy.
-                [ "$partner" = "$node" ] || echo "    server ${partner#*=} $passive backup;"
+                [ "$partner" = "$node" ] || echo "    server ${partner#*=} max_fails=0 backup;"
                 # No kept-alive connections here: a killed node's vanish with its network namespace, no FIN or
                 # RST ever reaches nginx, and when the node is back at its address the first request sent on
                 # one meets a reset. nginx then counts the node failed (max_fails=1) and sends its users to the

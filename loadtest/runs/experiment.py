@@ -72,7 +72,7 @@ def parse_args(argv):
                                f"disconnect, redeploy and TARGET in {', '.join(TARGETS)}", 2)
             (store_faults if store_roles.store_of(target) in store_roles.HA_STORES else app_faults).append(
                 (fault, target))
-        schedule = replace(schedule, faults=tuple(app_faults), store_faults=tuple(store_faults))
+        schedule = replace(schedule, faults=tuple(app_faults), store_faults=tuple(store_faults), sticky_faults=())
     if args.users is None:
         args.users = 4 * len(chosen or names)
     if args.users < len(chosen or names):
