@@ -11,8 +11,8 @@ bind = f"0.0.0.0:{os.environ.get('APP_PORT', '8000')}"
 workers = 1
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
-# Longer than nginx's upstream keepalive_timeout (30s), so nginx, not gunicorn, closes idle connections
-# and never reuses one gunicorn has just closed.
+# nginx opens a connection per request (loadbalancer/proxy.conf); a client that keeps one alive (a test,
+# another node's replication channel) may, for up to this long.
 keepalive = 65
 timeout = 30
 # On SIGTERM, finish in-flight requests for up to this long; compose's stop_grace_period covers it.
