@@ -18,6 +18,8 @@ import json
 import os
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -153,6 +155,25 @@ def node_memory() -> dict[str, dict]:
     return found
 
 
+def wait_balanced(timeout: float = 60) -> None:
+    """Before the next scenario: the balancer sends new users to every app node again. nginx learns that a
+    recovered node is back only from requests (passive health checks), and the full experiment saw a run
+    start with every new user on the one node that had stayed up."""
+    deadline = time.monotonic() + timeout
+    seen: set[str] = set()
+    while time.monotonic() < deadline:
+        try:
+            request = urllib.request.Request(LAB_URL + "/healthz", headers={"Connection": "close"})
+            with urllib.request.urlopen(request, timeout=3) as answer:
+                seen.add(answer.headers.get("X-Served-By", ""))
+        except (urllib.error.URLError, OSError):
+            pass
+        if set(APP_NODES) <= seen:
+            return
+        time.sleep(0.2)
+    raise LabError(f"the balancer did not reach every node within {timeout:.0f} s (it reached {sorted(seen)})")
+
+
 def wait_stores_whole(progress, timeout: float = 90) -> None:
     """Before the next scenario: the Sentinel primary has its two replicas again and every Cluster master a
     replica (a recovered node resyncs first), so each fault starts from the same topology."""
@@ -207,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             if progress.done < len(steps):  # the next scenario starts from the same, whole stack
                 wait_healthy(*SERVICES)
                 wait_stores_whole(progress)
+                wait_balanced()
     except KeyboardInterrupt:
         print("\nexperiment: interrupted; the faulted service was recovered, writing what was gathered", file=sys.stderr)
         status = 130
