@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "services" / "app"))
 from session_lab import strategies as registry  # noqa: E402
 
 MODES = sorted(p.stem for p in (ROOT / "loadbalancer" / "modes").glob("*.conf"))
+ONE_NODE_MODES = ("ip-hash",)  # every client of the lab shares one address, so one node takes everyone
 
 
 def parse_args(argv):
@@ -219,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         for mode, fault_name, target in steps:
             if current_mode() != mode:
                 switch_mode(mode)
+            if progress.done and mode not in ONE_NODE_MODES:
+                wait_balanced()
             scenario = run_scenario(run_dir, mode, Fault(fault_name, target), schedule, args, chosen, progress,
                                     timeline, scenarios)
             (run_dir / "scenarios.json").write_text(json.dumps(scenarios, indent=2))
@@ -228,7 +231,6 @@ def main(argv: list[str] | None = None) -> int:
             if progress.done < len(steps):  # the next scenario starts from the same, whole stack
                 wait_healthy(*SERVICES)
                 wait_stores_whole(progress)
-                wait_balanced()
     except KeyboardInterrupt:
         print("\nexperiment: interrupted; the faulted service was recovered, writing what was gathered", file=sys.stderr)
         status = 130
