@@ -10,11 +10,11 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.conftest import settings_env
 from tests.integration.conftest import free_port
+from tests.integration.topologies import wait_until
 
 APP_DIR = Path(__file__).resolve().parents[2] / "services" / "app"
 
@@ -31,14 +31,8 @@ class Node:
                 [str(gunicorn), "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}",
                  "session_lab.wsgi:app"], cwd=APP_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)  # its own process group: a kill takes the worker with the master
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                if self.request("GET", "/healthz")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"{self.name} did not answer within 15 s; see {self.log}")
+        wait_until(lambda: self.request("GET", "/healthz")[0] == 200, f"{self.name} did not answer (see {self.log})",
+                   timeout=15)
 
     def kill(self) -> None:
         """SIGKILL to master and worker: the node dies at once, nothing flushed (as `docker kill`)."""
