@@ -113,21 +113,67 @@ def test_a_node_back_empty_takes_back_sessions_its_buddy_adopted(ring):
     assert cart(ring["app2"], SYNC, moved)[0] == 401
 
 
-def test_a_logout_reaches_the_copy_and_a_replayed_copy_cannot_bring_it_back(ring):
-    cookie = login(ring["app1"], SYNC, "fay")
-    add(ring["app1"], SYNC, cookie, "tea")
+@pytest.mark.parametrize("strategy", [SYNC, ASYNC])
+def test_a_logout_reaches_the_copy_before_the_answer_and_a_replayed_copy_cannot_bring_it_back(ring, strategy):
+    cookie = login(ring["app1"], strategy, "fay")
+    add(ring["app1"], strategy, cookie, "tea")
     sid = cookie.split("=", 1)[1]
-    before = ring["app2"].report(SYNC)
-    assert before["copies"] == 1
+    wait_until(copied(ring["app2"], strategy, 1), "app2 holds the copy", 5)
     stale = {"from": "app1", "boot": "x", "sessions": [copy_of(sid, "fay", ["tea"], 1)], "ended": []}
-    assert ring["app1"].request("POST", f"/api/{SYNC}/logout", cookie=cookie)[0] == 200
+    assert ring["app1"].request("POST", f"/api/{strategy}/logout", cookie=cookie)[0] == 200
+    assert ring["app2"].report(strategy)["copies"] == 0  # no waiting, in the asynchronous variant too
+
+    status, body = signed(ring, "app2", strategy, "copy", stale)  # the copy of before the logout, sent again
+    assert status == 200
+    assert ring["app2"].report(strategy)["copies"] == 0
+    ring["app1"].kill()
+    assert cart(ring["app2"], strategy, cookie)[0] == 401
+
+
+@pytest.mark.parametrize("strategy", [SYNC, ASYNC])
+def test_a_logout_on_the_buddy_of_a_stopping_owner_is_not_undone_by_adopting_the_copy(ring, strategy):
+    """Seen in the rolling redeploy: the owner stops, its user logs out on the buddy, and the old cookie is
+    replayed there once the owner is gone."""
+    cookie = login(ring["app1"], strategy, "flo")
+    add(ring["app1"], strategy, cookie, "tea")
+    wait_until(copied(ring["app2"], strategy, 1), "app2 holds the copy", 5)
+    ring["app1"].stop()
+    assert ring["app2"].request("POST", f"/api/{strategy}/logout", cookie=cookie)[0] == 200
+    assert ring["app2"].report(strategy)["copies"] == 0
+
+    status, body = cart(ring["app2"], strategy, cookie)
+    assert status == 401 and body["error"] == "unauthorized"
+    assert ring["app2"].report(strategy).get("adopted", 0) == 0
+
+
+def test_a_logout_on_the_node_holding_the_copy_ends_the_session_on_its_live_owner(ring):
+    cookie = login(ring["app1"], SYNC, "gil")
+    add(ring["app1"], SYNC, cookie, "tea")
+    assert ring["app2"].request("POST", f"/api/{SYNC}/logout", cookie=cookie)[0] == 200
+
+    assert cart(ring["app1"], SYNC, cookie)[0] == 401
+    assert ring["app1"].report(SYNC)["logged_out_by_buddy"] == 1
     assert ring["app2"].report(SYNC)["copies"] == 0
 
-    status, body = signed(ring, "app2", SYNC, "copy", stale)  # the copy of before the logout, sent again
-    assert status == 200
-    assert ring["app2"].report(SYNC)["copies"] == 0
+
+def test_a_logout_on_a_node_back_empty_ends_the_session_its_buddy_adopted(ring):
+    cookie = login(ring["app1"], SYNC, "hal")
+    add(ring["app1"], SYNC, cookie, "tea")
     ring["app1"].kill()
-    assert cart(ring["app2"], SYNC, cookie)[0] == 401
+    assert cart(ring["app2"], SYNC, cookie)[0] == 200  # app2 adopts it
+    ring["app1"].start()
+
+    assert ring["app1"].request("POST", f"/api/{SYNC}/logout", cookie=cookie)[0] == 200  # her first request back
+    for node in ("app1", "app2", "app3"):
+        assert cart(ring[node], SYNC, cookie)[0] == 401, node
+
+
+def test_only_the_buddy_may_end_a_session_through_the_channel(ring):
+    cookie = login(ring["app1"], SYNC, "ian")
+    sid = cookie.split("=", 1)[1]
+    status, body = signed(ring, "app1", SYNC, "logout", {"from": "app3", "sid": sid})
+    assert status == 409 and body["error"] == "not_my_buddy"
+    assert cart(ring["app1"], SYNC, cookie)[0] == 200
 
 
 def test_a_copy_replayed_or_overtaken_changes_nothing(ring):

@@ -25,7 +25,7 @@ PREFIX = "/internal/replication"
 MAX_SKEW = 30  # seconds a signature stays valid; the lab's nodes share one host clock
 MAX_MESSAGE_BYTES = 1024 * 1024  # a state-transfer batch (link.BATCH_BYTES) with room to spare
 CONNECT_TIMEOUT = 0.25  # a live node on the lab network accepts in well under a millisecond
-VERBS = ("copy", "hello", "handback")
+VERBS = ("copy", "hello", "handback", "logout")
 
 
 def sign(secret: str, path: str, body: bytes, now: float | None = None) -> str:

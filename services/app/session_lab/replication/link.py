@@ -63,10 +63,11 @@ class BuddyLink:
             threading.Thread(target=self._ship, name=f"buddy-ship-{self.peer.strategy}", daemon=True).start()
             atexit.register(self.flush)  # a graceful stop ships what is queued; a SIGKILL loses it
 
-    def send(self, sessions: list[dict] = (), ended: list[str] = ()) -> bool:
-        """Copy changes to the buddy: at once (synchronous; True when the buddy has them) or queued."""
+    def send(self, sessions: list[dict] = (), ended: list[str] = (), now: bool = False) -> bool:
+        """Copy changes to the buddy: at once (synchronous, or `now`; True when the buddy has them) or queued.
+        A message sent now may overtake queued ones; the buddy keeps the newest version and its tombstones."""
         message = {"sessions": list(sessions), "ended": list(ended)}
-        if self.synchronous:
+        if self.synchronous or now:
             return self._deliver(message)
         with self._ready:
             self._queue.append(message)

@@ -12,7 +12,11 @@ The rules, each for a failure the experiment provokes:
   one (a frozen node that wakes up after its users moved on).
 - A node that restarted empty asks its buddy for a session it does not know: the buddy hands back what it
   adopted from it (a user who made no request while the node was down), and keeps nothing else's.
-- A logout leaves a tombstone on the buddy, so a copy still in flight cannot bring the session back.
+- A logout leaves a tombstone on the buddy, so a copy still in flight cannot bring the session back. It is
+  copied before the answer in both variants, and it ends the session wherever a copy of it could come back
+  from: a logout that reaches the node holding only the copy (the owner was stopping) ends it on the owner
+  too and drops the copy; one that reaches a node back empty first takes the session back from the buddy
+  that adopted it, then ends it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from .. import session_format
+from flask import Request
+
 from ..errors import ApiError
 from ..replication.channel import Peer, PeerUnreachable
 from ..replication.link import BATCH_SESSIONS, BuddyLink
@@ -93,7 +99,30 @@ class Replicated(MemoryStore):
         with self._lock:
             self._adopted_from.pop(sid, None)
         if self.link:
-            self.link.send(ended=[sid])
+            self.link.send(ended=[sid], now=True)  # a logout queued when the node dies would come back to life
+
+    def end(self, request: Request) -> None:
+        sid = request.cookies.get(self.session_cookie)
+        if sid and looks_like_session_id(sid):
+            with self._lock:
+                owned, copy = sid in self._entries, self._copies.get(sid)
+            if copy is not None and not owned:
+                self._end_copy(sid)
+            elif not owned:
+                self._take_back(sid)  # adopted by the buddy while this node was down: ended below, here
+        super().end(request)
+
+    def _end_copy(self, sid: str) -> None:
+        """A logout on the node holding only the copy: the owner (the ward) is stopping or the routing spreads
+        users. The owner ends it if it answers; the copy goes either way, and its tombstone keeps it gone."""
+        try:
+            self.ward.call("logout", {"from": self.settings.node_name, "sid": sid}, self.settings.replication_timeout)
+        except PeerUnreachable:
+            pass  # gone or frozen: the copy was the session's only future
+        with self._lock:
+            self._copies.pop(sid, None)
+            self._bury(sid, self.clock())
+        self.counters["copies_logged_out"] += 1
 
     def _missing(self, sid: str) -> Entry | None:
         with self._lock:
@@ -213,10 +242,25 @@ class Replicated(MemoryStore):
             for sid in ended:
                 if isinstance(sid, str) and sid not in self._entries:
                     self._copies.pop(sid, None)
-                    self._tombstones[sid] = now + TOMBSTONE_SECONDS
-                    self._tombstones.move_to_end(sid)
+                    self._bury(sid, now)
             self._trim(now)
         return {"boot": self.boot, "disowned": disowned}
+
+    def on_logout(self, payload: dict) -> dict:
+        """Our buddy saw the logout of a session of ours (see _end_copy). It keeps the tombstone, so this
+        node tells it nothing back: a call back into a node that is waiting on us."""
+        if self.ring.buddy is None or payload["from"] != self.ring.buddy[0]:
+            raise ApiError(f"{self.settings.node_name} takes logouts from its buddy "
+                           f"{self.ring.buddy and self.ring.buddy[0]}, not from {payload['from'][:40]!r}",
+                           status=409, code="not_my_buddy")
+        sid = payload.get("sid")
+        with self._lock:
+            ended = isinstance(sid, str) and self._entries.pop(sid, None) is not None
+            if ended:
+                self._adopted_from.pop(sid, None)
+        if ended:
+            self.counters["logged_out_by_buddy"] += 1
+        return {"ended": ended}
 
     def on_handback(self, payload: dict) -> dict:
         sid = payload.get("sid")
@@ -264,6 +308,10 @@ class Replicated(MemoryStore):
         return (looks_like_session_id(snapshot.get("sid")) and isinstance(snapshot.get("user"), str)
                 and _strings(snapshot.get("items")) and _strings(snapshot.get("keys"))
                 and isinstance(snapshot.get("created"), (int, float)) and isinstance(snapshot.get("version"), int))
+
+    def _bury(self, sid: str, now: float) -> None:
+        self._tombstones[sid] = now + TOMBSTONE_SECONDS
+        self._tombstones.move_to_end(sid)
 
     def _trim(self, now: float) -> None:
         """Copies beyond the store's size limit go least recently copied first; tombstones once expired."""
