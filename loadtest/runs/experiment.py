@@ -191,8 +191,9 @@ def wait_stores_whole(progress, timeout: float = 90) -> None:
 
 def summarize(rows: list[dict]) -> None:
     cols = ["requests", "errors", "sessions_lost", "writes_lost", "duplicates", "unavailable_s", "p95_ms"]
+    width = max((len(row["strategy"]) for row in rows), default=0) + 2  # names come from the registry
     for row in rows:
-        print("      " + f"{row['strategy']:<14}" + "  ".join(f"{c}={row[c]}" for c in cols))
+        print("      " + f"{row['strategy']:<{width}}" + "  ".join(f"{c}={row[c]}" for c in cols))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,8 @@ from loadtest.runs.suites import REPLICATION_FAULT_MODE
 COLUMNS = [
     ("strategy", "strategy"), ("add_p50_ms", "add p50 ms"), ("add_p50_x", "p50 x memory"),
     ("add_p99_ms", "add p99 ms"), ("add_p99_x", "p99 x memory"), ("owned", "sessions owned"),
-    ("copies", "copies kept"), ("kib", "KiB on the nodes"), ("kib_x", "KiB x memory"),
+    ("copies", "copies kept"), ("kib", "KiB on the nodes"), ("per_session", "bytes per session owned"),
+    ("per_session_x", "per session x memory"),
 ]
 BASELINE = "memory"
 
@@ -52,13 +53,16 @@ def cost_rows(rows: list[dict], scenarios: list[dict], classes: dict[str, type])
             "owned": round(statistics.median(h[0] for h in held)) if held else None,
             "copies": round(statistics.median(h[1] for h in held)) if held else None,
             "kib": round(statistics.median(h[2] for h in held) / 1024, 1) if held else None,
+            # Per session as well as in all: how many sessions the nodes hold depends on what the run's earlier
+            # scenarios left (a user who lost a session logs in again; the old one idles until it expires).
+            "per_session": round(statistics.median(h[2] / h[0] for h in held if h[0])) if any(h[0] for h in held)
+            else None,
         })
     base = next((r for r in out if r["strategy"] == BASELINE), None)
     for row in out:
-        for field in ("add_p50", "add_p99", "kib"):
-            value = row.get(f"{field}_ms", row.get(field))
-            reference = base and base.get(f"{field}_ms", base.get(field))
-            row[f"{field}_x"] = round(value / reference, 2) if value is not None and reference else None
+        for value, ratio in (("add_p50_ms", "add_p50_x"), ("add_p99_ms", "add_p99_x"), ("per_session", "per_session_x")):
+            mine, theirs = row.get(value), base and base.get(value)
+            row[ratio] = round(mine / theirs, 2) if mine is not None and theirs else None
     return out
 
 
@@ -86,6 +90,7 @@ def section(cost: list[dict]) -> str:
     return f"""<h2>Node replication: what it saves and what it costs</h2>
 <p>{e(ABOUT)}</p>
 <p>Adds acknowledged before each fault in {REPLICATION_FAULT_MODE} mode (median over those scenarios), and
-what the three nodes hold together just before the fault, as compact JSON. Ratios are to {BASELINE}, within
+what the three nodes hold together just before the fault, as compact JSON, in all and per session a node
+owns (its copies elsewhere included). Ratios are to {BASELINE}, within
 this one run (the machine is shared: compare ratios, not milliseconds, across runs).</p>
 <table>{table}</table>"""

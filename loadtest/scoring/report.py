@@ -174,10 +174,12 @@ def plot_scenario(scenario: dict, series: dict[str, list[dict]], path: Path) -> 
     t0 = scenario["start"]
     for strategy, points in series.items():
         seconds = [p["second"] for p in points]
-        axes[0].plot(seconds, [p["requests"] for p in points], label=strategy)
-        axes[1].plot(seconds, [p[ERROR] + p[SESSION_LOST] + p[WRITES_LOST] for p in points], label=strategy)
-        axes[2].plot(seconds, [p["p95_ms"] if p["p95_ms"] is not None else float("nan") for p in points],
-                     label=strategy)
+        # Each point covers the requests started in [second, second + 1): drawn as a step over that second,
+        # so a request started just before the fault and answered after it shows where it began.
+        steps = {"label": strategy, "drawstyle": "steps-post"}
+        axes[0].plot(seconds, [p["requests"] for p in points], **steps)
+        axes[1].plot(seconds, [p[ERROR] + p[SESSION_LOST] + p[WRITES_LOST] for p in points], **steps)
+        axes[2].plot(seconds, [p["p95_ms"] if p["p95_ms"] is not None else float("nan") for p in points], **steps)
     store_lines = []
     for ax, title in zip(axes, ["requests / s", "errors + lost sessions + lost writes / s", "p95 latency (ms)"]):
         ax.axvspan(scenario["inject"] - t0, scenario["recovered"] - t0, color="tab:red", alpha=0.12)
@@ -197,7 +199,7 @@ def plot_scenario(scenario: dict, series: dict[str, list[dict]], path: Path) -> 
     axes[0].legend(handles=strategy_lines, loc="lower left", fontsize=7, ncol=min(len(series), 5))
     axes[0].set_title(f"{scenario['mode']}: {scenario['fault']} {scenario['target']} at the dashed line "
                       f"(shaded: until recovered)", fontsize=10)
-    axes[2].set_xlabel("seconds since the load started")
+    axes[2].set_xlabel("seconds since the load started (each request counted in the second it was sent)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -207,3 +207,26 @@ def test_a_redeploy_must_cost_memory_every_nodes_sessions_and_nobody_else_anythi
     records.insert(0, req(0.2, "memory", "m2", node="app3"))
     records.sort(key=lambda r: r["t"])
     assert failed(verdicts(records, REDEPLOY)) >= {("redeploy-is-invisible", "redis")}
+
+
+def test_replication_cost_compares_latency_and_memory_per_session_with_memory():
+    from loadtest.scoring import replication_report
+
+    def row(strategy, p50, p99):
+        return {"mode": "sticky", "strategy": strategy, "add_p50_ms": p50, "add_p99_ms": p99}
+
+    def node(owned, owned_bytes, copies=0, copy_bytes=0):
+        return {"owned": owned, "owned_bytes": owned_bytes, "copies": copies, "copy_bytes": copy_bytes}
+
+    # memory still holds three times as many sessions (left over from earlier scenarios): the totals differ
+    # for that reason, the bytes per session owned only for the copies.
+    snapshot = {"app1": {"memory": node(300, 60_000), "replicated": node(50, 10_000, 50, 10_000)},
+                "app2": {"memory": node(0, 0), "replicated": node(50, 10_000, 50, 10_000)}}
+    cost = {r["strategy"]: r for r in replication_report.cost_rows(
+        [row("memory", 10.0, 40.0), row("replicated", 15.0, 50.0), row("redis", 5.0, 9.0)],
+        [{"node_memory": snapshot}, {"node_memory": {}}], CLASSES)}
+    assert set(cost) == {"memory", "replicated"}  # node-local strategies only, by trait
+    assert cost["replicated"]["add_p50_x"] == 1.5 and cost["replicated"]["add_p99_x"] == 1.25
+    assert cost["memory"]["per_session"] == 200 and cost["replicated"]["per_session"] == 400
+    assert cost["replicated"]["per_session_x"] == 2.0
+    assert "| replicated | 15.0 | 1.5 |" in replication_report.markdown(list(cost.values()))
