@@ -27,7 +27,7 @@ include offline-images/offline.env
 export PYTHON_IMAGE NGINX_IMAGE REDIS_IMAGE
 endif
 
-.PHONY: help env up down logs ps lb offline-images venv test test-unit test-integration test-e2e \
+.PHONY: help env up down logs ps lb offline-images venv test test-unit test-integration test-e2e bench \
 	load load-ui chaos kill-node experiment soak rotate-jwt-key
 
 help: ## Show this help
@@ -74,6 +74,9 @@ kill-node: venv ## SIGKILL one app node, bring it back after HOLD s (0: leave it
 
 experiment: venv ## Every strategy under faults; scorecard and report in results/ (QUICK=1: ~3.5 min; SUITE=stores)
 	$(VENV)/bin/python -m loadtest.runs.experiment $(if $(QUICK),--quick) $(if $(SUITE),--suite $(SUITE))
+
+bench: venv ## Throughput, latency and CPU per request of every strategy at saturation, through nginx (QUICK=1: ~2 min; needs wrk)
+	$(VENV)/bin/python -m loadtest.bench.run $(if $(QUICK),--quick)
 
 soak: venv ## Steady load on every strategy; fails when container memory or Redis keeps growing: make soak DURATION=600
 	$(VENV)/bin/python -m loadtest.runs.soak --duration $(DURATION) --users $(USERS)

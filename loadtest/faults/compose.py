@@ -21,6 +21,7 @@ SENTINELS = ("sentinel1", "sentinel2", "sentinel3")
 CLUSTER = tuple(f"cluster{i}" for i in range(1, 7))
 SERVICES = APP_NODES + ("redis",) + SENTINEL_DATA + SENTINELS + CLUSTER  # the services chaos may fault
 LAB_URL = os.environ.get("LAB_URL", "http://127.0.0.1:8080")
+NODE_PORT = 8000  # gunicorn's bind in every app container (APP_PORT in services/app/gunicorn.conf.py)
 
 
 class LabError(RuntimeError):
@@ -77,13 +78,22 @@ def buddy(node: str) -> str:
 def node_get(node: str, path: str, timeout: float = 20) -> dict:
     """GET one app node's own endpoint from inside its container (the balancer picks no node for us)."""
     script = ("import json, sys, urllib.request, urllib.error\n"
-              "try: body = urllib.request.urlopen('http://127.0.0.1:8000' + sys.argv[1], timeout=3).read()\n"
+              f"try: body = urllib.request.urlopen('http://127.0.0.1:{NODE_PORT}' + sys.argv[1], timeout=3).read()\n"
               "except urllib.error.HTTPError as e: body = e.read()\n"
               "sys.stdout.write(body.decode())")
     done = compose("exec", "-T", node, "python3", "-c", script, path, timeout=timeout, check=False)
     if done.returncode != 0:
         raise LabError(f"{node} did not answer {path}: {(done.stderr or done.stdout).strip()[-300:]}")
     return json.loads(done.stdout)
+
+
+def node_address(node: str) -> tuple[str, int]:
+    """An app node's address on the lab network, which the host reaches through the Docker bridge."""
+    ip = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                container_id(node)).stdout.strip()
+    if not ip:
+        raise LabError(f"{node} has no address on the lab network: is it running? (make up)")
+    return ip, NODE_PORT
 
 
 def lab_get(path: str, timeout: float = 3) -> dict:

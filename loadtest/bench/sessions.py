@@ -1,0 +1,94 @@
+"""The sessions a bench round sends its requests with, made before the round on the app nodes directly.
+
+Through the balancer, logins are limited to 50 a second per client address (LOGIN_RATE_LIMIT), and every
+request from this host arrives from one address: the write path needs hundreds of fresh sessions a round.
+The nodes are on the lab network, which the host reaches through the Docker bridge; a session is made on
+node i % 3 and, for a strategy that keeps sessions inside one node, carries the balancer's route cookie
+naming that node, as a browser would after its first answer in sticky mode.
+
+Each session is one line of the file wrk's script reads (load.lua): the headers that carry its credential,
+tab-separated, as a browser would send it: the cookies the login and the adds set; when the strategy sets
+none, the JSON body's `token` as a bearer token or its `client_session` as a header (loadtest/users has the
+same rules). Never both: `client` sets a cookie and also returns its state in the body, and sending it
+twice would double what nginx and the node parse.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from pathlib import Path
+
+from loadtest.faults import compose
+
+ROUTE_COOKIE = "sl_route"  # set by nginx in sticky mode from X-Served-By (loadbalancer/modes/sticky.conf)
+
+
+class SessionError(compose.LabError):
+    pass
+
+
+class NodeClient:
+    """One keep-alive connection to one node; the credential a session has gathered so far."""
+
+    def __init__(self, node: str):
+        self.node = node
+        self.conn = http.client.HTTPConnection(*compose.node_address(node), timeout=10)
+
+    def call(self, method: str, path: str, headers: dict[str, str], body: dict | None = None) -> tuple[dict, list]:
+        data = json.dumps(body).encode() if body is not None else None
+        send = {**headers, **({"Content-Type": "application/json"} if data else {})}
+        self.conn.request(method, path, body=data, headers=send)
+        reply = self.conn.getresponse()
+        raw = reply.read()
+        if reply.status != 200:
+            raise SessionError(f"{method} {path} on {self.node}: {reply.status} {raw[:200]!r}")
+        return json.loads(raw), reply.getheaders()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def credential(cookies: dict[str, str], body: dict, headers: list) -> dict[str, str]:
+    """The headers a client sends next, after an answer with `body` and `headers`; `cookies` is its jar."""
+    set_now = False
+    for name, value in headers:
+        if name.lower() == "set-cookie":
+            key, _, rest = value.partition("=")
+            cookies[key] = rest.split(";", 1)[0]
+            set_now = True
+    out = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())} if cookies else {}
+    if not set_now and body.get("token"):
+        out["Authorization"] = f"Bearer {body['token']}"
+    elif not set_now and body.get("client_session"):
+        out["X-Client-Session"] = body["client_session"]
+    return out
+
+
+def login(client: NodeClient, strategy: dict, user: str, items: int) -> dict[str, str]:
+    """A new session of `strategy` on the client's node holding `items` items: the headers that carry it."""
+    name = strategy["name"]
+    cookies = {ROUTE_COOKIE: client.node} if strategy["needs_sticky"] else {}
+    body, headers = client.call("POST", f"/api/{name}/login", {}, {"user": user})
+    held = credential(cookies, body, headers)
+    for n in range(items):
+        body, headers = client.call("POST", f"/api/{name}/cart", {**held, "Idempotency-Key": f"{user}-{n}"},
+                                    {"item": f"item-{n}"})
+        held = credential(cookies, body, headers)
+    return held
+
+
+def make(strategy: dict, count: int, items: int, path: Path) -> None:
+    """Write `count` sessions of `strategy` (as /api/strategies describes it), each with `items` items."""
+    clients = [NodeClient(node) for node in compose.APP_NODES]
+    lines = []
+    try:
+        for i in range(count):
+            held = login(clients[i % len(clients)], strategy, f"bench-{i}", items)
+            lines.append("\t".join(f"{k}: {v}" for k, v in held.items()))
+    except (OSError, http.client.HTTPException) as exc:
+        raise SessionError(f"making {strategy['name']} sessions on the nodes failed: {exc}") from exc
+    finally:
+        for client in clients:
+            client.close()
+    path.write_text("\n".join(lines) + "\n")

@@ -1,0 +1,43 @@
+"""`make bench QUICK=1` against the real stack: every strategy of the registry measured on both paths beside
+the baseline, every request answered, CPU read from the containers' cgroups, the load tool's ceiling
+measured, and the figures rebuilt from the raw rounds alone."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+from loadtest.bench import summary
+from tests.conftest import require
+from tests.e2e.conftest import ROOT
+
+
+def test_a_quick_bench_measures_every_strategy_on_both_paths(lab, tmp_path):
+    require(shutil.which("wrk") is not None, "wrk is not installed (apt-get install wrk)")
+    out = tmp_path / "bench"
+    done = subprocess.run([sys.executable, "-m", "loadtest.bench.run", "--quick", "--out", str(out)],
+                          cwd=ROOT, env=lab.tool_env(), capture_output=True, text=True, timeout=400, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+
+    result = json.loads((out / "bench.json").read_text())
+    registry = {s["name"]: s for s in lab.strategies()}
+    baseline = result["baseline"]
+    assert not registry[baseline]["keeps_state"]
+    measured = {(e["strategy"], e["path"]) for e in result["results"]}
+    assert measured >= {(name, path) for name in registry for path in ("read", "write")}
+    for entry in result["results"]:
+        assert entry["errors"] == 0 and entry["rps"] > 0, entry
+        assert entry["cpu_s_per_1k"]["balancer"] > 0 and entry["cpu_s_per_1k"]["app nodes"] > 0, entry
+        assert entry["mode"] == ("sticky" if registry[entry["strategy"]]["needs_sticky"] else "round-robin") \
+            or entry["strategy"] == baseline
+        if entry["strategy"] != baseline:
+            assert entry["ratio"] > 0
+    # Writes really changed carts: a store-backed strategy's store worked for them.
+    for name, traits in registry.items():
+        if traits["dependencies"]:
+            write = next(e for e in result["results"] if e["strategy"] == name and e["path"] == "write")
+            assert write["cpu_s_per_1k"]["stores"] > 0, write
+    assert result["tool"]["ceiling_rps"] > 0 and 0 < result["tool"]["tool_cpu_share_max"] < 1
+    assert (out / "bench.png").stat().st_size > 10_000 and "ratio to" in (out / "bench.md").read_text()
+    assert summary.rebuild(out)["results"] == result["results"]  # every figure follows from rounds.jsonl
+    assert lab.mode() == "round-robin"  # the bench put the routing back
