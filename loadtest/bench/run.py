@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=None, help="seconds per round (default 5; quick 2)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per strategy and path (default 3; quick 1)")
     parser.add_argument("--bursts", type=int, default=None, help="race bursts per strategy (default 20; quick 3)")
+    parser.add_argument("--only", default="", help="comma-separated strategies to measure (default: all; the "
+                        "baseline always runs)")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default results/bench-<time>)")
     args = parser.parse_args(argv)
     seconds = args.seconds if args.seconds is not None else (2 if args.quick else 5)
@@ -115,7 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         wrk.require()
         compose.require_stack()
-        baseline, groups = plan(compose.strategies())
+        registry = compose.strategies()
+        unknown = {n for n in args.only.split(",") if n} - {s["name"] for s in registry}
+        if unknown:
+            raise compose.LabError(f"--only names no strategy of this lab: {', '.join(sorted(unknown))}", exit_code=2)
+        baseline, groups = plan(registry)
+        if args.only:
+            wanted = set(args.only.split(","))
+            groups = [(mode, kept) for mode, members in groups if (kept := [s for s in members if s["name"] in wanted])]
     except compose.LabError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return exc.exit_code
