@@ -12,7 +12,6 @@ started from the same state.
 from __future__ import annotations
 
 import http.client
-import json
 import threading
 import time
 import urllib.parse
@@ -23,25 +22,13 @@ from loadtest.faults import compose
 BURST = 8  # parallel adds: more than a browser's 6 connections per host, so some wait on others
 
 
-def _send(url: str, method: str, path: str, headers: dict[str, str], body: dict | None) -> tuple[int, dict, list]:
-    parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=15)
-    try:
-        data = json.dumps(body).encode() if body is not None else None
-        conn.request(method, path, body=data, headers={**headers, **({"Content-Type": "application/json"}
-                                                                      if data else {})})
-        reply = conn.getresponse()
-        raw = reply.read()
-        try:
-            parsed = json.loads(raw) if raw else {}
-        except ValueError:
-            parsed = {}
-        return reply.status, parsed if isinstance(parsed, dict) else {}, reply.getheaders()
-    finally:
-        conn.close()
+def balancer_client() -> sessions.Client:
+    """A new connection to the balancer: each parallel add comes on its own, as a browser's would."""
+    parts = urllib.parse.urlsplit(compose.LAB_URL)
+    return sessions.Client(parts.hostname, parts.port or 80, "the balancer")
 
 
-def burst(strategy: dict, client: sessions.NodeClient, number: int, url: str = compose.LAB_URL) -> dict:
+def burst(strategy: dict, client: sessions.NodeClient, number: int) -> dict:
     """One burst; what was sent, acknowledged, kept and lost."""
     name = strategy["name"]
     user = f"race-{number}"
@@ -54,12 +41,15 @@ def burst(strategy: dict, client: sessions.NodeClient, number: int, url: str = c
 
     def add(i: int) -> None:
         item = f"{user}-{i}"
+        balancer = balancer_client()
         gate.wait()
         try:
-            status, answer, answer_headers = _send(url, "POST", f"/api/{name}/cart",
-                                                   {**held, "Idempotency-Key": item}, {"item": item})
+            status, answer, answer_headers = balancer.send("POST", f"/api/{name}/cart",
+                                                           {**held, "Idempotency-Key": item}, {"item": item})
         except (OSError, http.client.HTTPException):
             status, answer, answer_headers = 0, {}, []
+        finally:
+            balancer.close()
         with lock:
             answers.append((time.monotonic(), status, answer, answer_headers, item))
 
@@ -72,7 +62,11 @@ def burst(strategy: dict, client: sessions.NodeClient, number: int, url: str = c
         if status == 200:
             held = sessions.credential(cookies, answer, answer_headers)
     acknowledged = [item for _, status, _, _, item in answers if status == 200]
-    status, cart, _ = _send(url, "GET", f"/api/{name}/cart", held, None)
+    balancer = balancer_client()
+    try:
+        status, cart, _ = balancer.send("GET", f"/api/{name}/cart", held)
+    finally:
+        balancer.close()
     kept = set(cart.get("items", [])) if status == 200 else set()
     return {"sent": BURST, "acknowledged": len(acknowledged), "errors": BURST - len(acknowledged),
             "lost": sum(1 for item in acknowledged if item not in kept), "read_status": status}

@@ -28,25 +28,43 @@ class SessionError(compose.LabError):
     pass
 
 
-class NodeClient:
-    """One keep-alive connection to one node; the credential a session has gathered so far."""
+class Client:
+    """One keep-alive HTTP connection, JSON in and out."""
 
-    def __init__(self, node: str):
-        self.node = node
-        self.conn = http.client.HTTPConnection(*compose.node_address(node), timeout=10)
+    def __init__(self, host: str, port: int, name: str):
+        self.name = name
+        self.conn = http.client.HTTPConnection(host, port, timeout=15)
 
-    def call(self, method: str, path: str, headers: dict[str, str], body: dict | None = None) -> tuple[dict, list]:
+    def send(self, method: str, path: str, headers: dict[str, str], body: dict | None = None) -> tuple[int, dict, list]:
+        """(status, the JSON object answered or {}, the headers)."""
         data = json.dumps(body).encode() if body is not None else None
-        send = {**headers, **({"Content-Type": "application/json"} if data else {})}
-        self.conn.request(method, path, body=data, headers=send)
+        self.conn.request(method, path, body=data,
+                          headers={**headers, **({"Content-Type": "application/json"} if data else {})})
         reply = self.conn.getresponse()
         raw = reply.read()
-        if reply.status != 200:
-            raise SessionError(f"{method} {path} on {self.node}: {reply.status} {raw[:200]!r}")
-        return json.loads(raw), reply.getheaders()
+        try:
+            parsed = json.loads(raw) if raw else {}
+        except ValueError:
+            parsed = {}
+        return reply.status, parsed if isinstance(parsed, dict) else {}, reply.getheaders()
+
+    def call(self, method: str, path: str, headers: dict[str, str], body: dict | None = None) -> tuple[dict, list]:
+        """As send, for a request that must succeed."""
+        status, answer, answer_headers = self.send(method, path, headers, body)
+        if status != 200:
+            raise SessionError(f"{method} {path} on {self.name}: {status} {answer}")
+        return answer, answer_headers
 
     def close(self) -> None:
         self.conn.close()
+
+
+class NodeClient(Client):
+    """A client of one app node, on the lab network."""
+
+    def __init__(self, node: str):
+        super().__init__(*compose.node_address(node), node)
+        self.node = node
 
 
 def credential(cookies: dict[str, str], body: dict, headers: list) -> dict[str, str]:

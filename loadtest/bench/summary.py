@@ -66,6 +66,7 @@ def aggregate(rows: list[dict], baseline: str) -> list[dict]:
         indices = [i for i, r in enumerate(rows) if (r["strategy"], r["path"], r["mode"]) == (strategy, path, mode)]
         mine = [rows[i] for i in indices]
         ratios = [rows[i]["rps"] / t["rps"] for i in indices if (t := twin(i)) and t["rps"]]
+        cpu = cpu_per_1k(mine)
         out.append({
             "strategy": strategy, "path": path, "mode": mode, "rounds": len(mine),
             "rps": round(statistics.median(r["rps"] for r in mine), 1),
@@ -73,8 +74,8 @@ def aggregate(rows: list[dict], baseline: str) -> list[dict]:
             "p50_ms": round(statistics.median(r["p50_ms"] for r in mine), 2),
             "p99_ms": round(statistics.median(r["p99_ms"] for r in mine), 2),
             "errors": sum(sum(r["errors"].values()) for r in mine),
-            "cpu_s_per_1k": cpu_per_1k(mine),
-            "cpu_s_per_1k_total": round(sum(v or 0 for v in cpu_per_1k(mine).values()), 3),
+            "cpu_s_per_1k": cpu,
+            "cpu_s_per_1k_total": round(sum(v or 0 for v in cpu.values()), 3),
         })
     return out
 
