@@ -32,9 +32,7 @@ def burst(strategy: dict, client: sessions.NodeClient, number: int) -> dict:
     """One burst; what was sent, acknowledged, kept and lost."""
     name = strategy["name"]
     user = f"race-{number}"
-    cookies = {sessions.ROUTE_COOKIE: client.node} if strategy["needs_sticky"] else {}
-    body, headers = client.call("POST", f"/api/{name}/login", {}, {"user": user})
-    held = sessions.credential(cookies, body, headers)
+    cookies, held = sessions.start(client, strategy, user)
     gate = threading.Barrier(BURST)
     answers: list[tuple[float, int, dict, list, str]] = []
     lock = threading.Lock()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import sys
 import tempfile
 import time
@@ -63,7 +64,8 @@ class Bench:
         self.started = time.monotonic()
 
     def round(self, strategy: dict | None, path: str, mode: str, number: int) -> dict:
-        name = strategy["name"] if strategy else "-"
+        """One wrk round of `strategy` on `path`; None: the balancer's own endpoint (the tool's ceiling)."""
+        name = strategy["name"] if strategy else BALANCER
         if strategy is None:
             args = ["-", BALANCER]
         else:
@@ -73,16 +75,20 @@ class Bench:
         before = cpu.reading(self.pids)
         result = wrk.run(compose.LAB_URL, args, self.seconds, THREADS, CONNECTIONS)
         used = cpu.used(before, cpu.reading(self.pids))
-        row = {"strategy": name if strategy else BALANCER, "path": path, "mode": mode, "round": number,
+        row = {"strategy": name, "path": path, "mode": mode, "round": number,
                "rps": round(result["requests"] / result["seconds"], 1), **result, "cpu_s": used}
         self.rows.append(row)
-        with (self.out / "rounds.jsonl").open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        self.record("rounds.jsonl", row)
         errors = sum(result["errors"].values())
         print(f"[{time.monotonic() - self.started:6.1f}s] {mode:<11} {row['strategy']:<17} {path:<8} "
               f"round {number}: {row['rps']:8.1f} req/s  p50 {result['p50_ms']:6.1f} ms  p99 {result['p99_ms']:7.1f} ms"
               + (f"  ERRORS {result['errors']}" if errors else ""), flush=True)
         return row
+
+    def record(self, name: str, entry: dict) -> None:
+        """Append to a raw file as soon as measured: an interrupted bench keeps what it had."""
+        with (self.out / name).open("a") as f:
+            f.write(json.dumps(entry) + "\n")
 
     def strategy(self, baseline: dict, strategy: dict, mode: str) -> None:
         for path in (READ, WRITE):
@@ -92,8 +98,7 @@ class Bench:
                     self.round(member, path, mode, number)
         result = {**race.measure(strategy, self.bursts), "mode": mode}
         self.races.append(result)
-        with (self.out / "race.jsonl").open("a") as f:
-            f.write(json.dumps(result) + "\n")
+        self.record("race.jsonl", result)
         print(f"[{time.monotonic() - self.started:6.1f}s] {mode:<11} {strategy['name']:<17} race     "
               f"{result['bursts']} bursts of {result['burst']}: {result['lost']} of {result['acknowledged']} "
               f"acknowledged adds lost", flush=True)
@@ -149,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = True
         print("bench: interrupted; writing what was measured", file=sys.stderr)
     finally:
+        shutil.rmtree(bench.work, ignore_errors=True)  # live credentials: not left behind in /tmp
         compose.switch_mode(mode_before)
         if bench.rows:
             summary.write(out, bench.rows, bench.races, baseline["name"], {

@@ -83,12 +83,17 @@ def credential(cookies: dict[str, str], body: dict, headers: list) -> dict[str, 
     return out
 
 
+def start(client: NodeClient, strategy: dict, user: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Log `user` in on the client's node: (the cookie jar, the headers that carry the session)."""
+    cookies = {ROUTE_COOKIE: client.node} if strategy["needs_sticky"] else {}
+    body, headers = client.call("POST", f"/api/{strategy['name']}/login", {}, {"user": user})
+    return cookies, credential(cookies, body, headers)
+
+
 def login(client: NodeClient, strategy: dict, user: str, items: int) -> dict[str, str]:
     """A new session of `strategy` on the client's node holding `items` items: the headers that carry it."""
     name = strategy["name"]
-    cookies = {ROUTE_COOKIE: client.node} if strategy["needs_sticky"] else {}
-    body, headers = client.call("POST", f"/api/{name}/login", {}, {"user": user})
-    held = credential(cookies, body, headers)
+    cookies, held = start(client, strategy, user)
     for n in range(items):
         body, headers = client.call("POST", f"/api/{name}/cart", {**held, "Idempotency-Key": f"{user}-{n}"},
                                     {"item": f"item-{n}"})

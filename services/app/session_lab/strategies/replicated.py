@@ -29,9 +29,9 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .. import session_format
 from flask import Request
 
+from .. import session_format
 from ..errors import ApiError
 from ..replication.channel import Peer, PeerUnreachable
 from ..replication.link import BATCH_SESSIONS, BuddyLink
