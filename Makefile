@@ -72,7 +72,7 @@ kill-node: venv ## SIGKILL one app node, bring it back after HOLD s (0: leave it
 	@if [ -z "$(NODE)" ]; then echo "usage: make kill-node NODE=app1|app2|app3 [HOLD=15]" >&2; exit 2; fi
 	$(VENV)/bin/python -m loadtest.faults.chaos --fault kill --target $(NODE) --hold $(HOLD) --timeline results/chaos-timeline.jsonl
 
-experiment: venv ## Every strategy under faults; scorecard and report in results/ (QUICK=1: ~3.5 min; SUITE=stores)
+experiment: venv ## Every strategy under faults; scorecard and report in results/ (QUICK=1: ~3.5 min; SUITE=stores|saturation)
 	$(VENV)/bin/python -m loadtest.runs.experiment $(if $(QUICK),--quick) $(if $(SUITE),--suite $(SUITE))
 
 bench: venv ## Throughput, latency and CPU per request of every strategy at saturation, through nginx (QUICK=1: ~3 min; STRATEGIES=redis,jwt; needs wrk)

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,3 +127,27 @@ def switch_mode(mode: str) -> None:
 
 def strategies() -> list[dict]:
     return lab_get("/api/strategies")["strategies"]
+
+
+CPU_PERIOD_US = 100_000  # the kernel's default CFS period
+
+
+@contextmanager
+def cpu_quota(services: tuple[str, ...], cpus: float | None):
+    """Each service limited to `cpus` cores while the block runs, then given back the quota it had (None:
+    no change). `docker update` changes a running container in place; a container restarted by `compose start`
+    keeps the limit, one recreated does not. The quota goes through --cpu-quota, not --cpus: only that one
+    can be lifted again (-1)."""
+    if not cpus:
+        yield
+        return
+    before = {s: docker("inspect", "-f", "{{.HostConfig.CpuQuota}}", container_id(s)).stdout.strip() for s in services}
+    try:
+        for service in services:
+            docker("update", "--cpu-period", str(CPU_PERIOD_US), "--cpu-quota", str(int(cpus * CPU_PERIOD_US)),
+                   container_id(service))
+        yield
+    finally:
+        for service, quota in before.items():
+            docker("update", "--cpu-quota", quota if quota not in ("", "0") else "-1", container_id(service),
+                   check=False)

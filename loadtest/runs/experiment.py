@@ -4,6 +4,7 @@ scorecard, the raw data behind it, an HTML report with plots, and a verdict on t
     python -m loadtest.runs.experiment --quick          (make experiment QUICK=1)
     python -m loadtest.runs.experiment                  (full: every app-node fault, and Redis killed)
     python -m loadtest.runs.experiment --suite stores   (make experiment SUITE=stores: Sentinel and Cluster)
+    python -m loadtest.runs.experiment --suite saturation   (a node killed at 50 % and 80 % of capacity)
 
 Each scenario: warm-up, fault, hold, recovery, cool-down, with Locust running throughout; a store fault
 also records the store's own timeline (detected, promoted). Results go to
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -23,13 +25,15 @@ import urllib.request
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from loadtest.bench import capacity
 from loadtest.faults import chaos, store_roles, store_watch
 from loadtest.faults.chaos import FAULTS, TARGETS, Fault, Timeline, wait_healthy
 from loadtest.faults.compose import (
-    APP_NODES, LAB_URL, ROOT, SERVICES, LabError, current_mode, node_get, require_stack, switch_mode,
+    APP_NODES, LAB_URL, ROOT, SERVICES, LabError, cpu_quota, current_mode, node_get, require_stack, strategies,
+    switch_mode,
 )
 from loadtest.runs import locust_run
-from loadtest.runs.suites import REPLICATION_FAULT_MODE, SUITES, Schedule, plan
+from loadtest.runs.suites import LOAD_FAULT_MODE, REPLICATION_FAULT_MODE, SUITES, Schedule, Step, plan
 from loadtest.scoring import analysis, report
 from loadtest.users import record
 
@@ -38,17 +42,32 @@ from session_lab import strategies as registry  # noqa: E402
 
 MODES = sorted(p.stem for p in (ROOT / "loadbalancer" / "modes").glob("*.conf"))
 ONE_NODE_MODES = ("ip-hash",)  # every client of the lab shares one address, so one node takes everyone
+# Under load, each user sends a request every LOAD_PACING s, so users = rate x LOAD_PACING; they start
+# LOAD_SPAWN_RATE a second, below the balancer's 50 logins a second per address (loadbalancer/nginx.conf).
+LOAD_PACING = 0.25
+LOAD_SPAWN_RATE = 25
+# Under load each app node gets this many cores of its own, so that the nodes bound the capacity, as in a
+# deployment where each node is its own machine. Unlimited, three nodes share the host's cores and two can
+# use them all (a gunicorn worker uses up to a core): killing one took no capacity away. Measured on the
+# 2-core machine of the lab: an app node spends about 1.1 ms of CPU a request, nginx, the stores, wrk and
+# Locust about 0.5 ms more; at 0.5 core each the nodes were not the limit (capacity 732 requests/s with
+# 0.37 core used per node), at 0.3 they are, with the rest of the host free for everything else.
+NODE_CPUS = 0.3
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="experiment", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="the quick suite: kill app2 in every mode, kill the "
                    "Sentinel primary and a Cluster master: about 3.5 minutes")
-    p.add_argument("--suite", choices=sorted(SUITES), default=None, help="quick, full (default) or stores")
+    p.add_argument("--suite", choices=sorted(SUITES), default=None, help=f"{', '.join(sorted(SUITES))} (default full)")
     p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, from: {', '.join(MODES)}")
     p.add_argument("--strategies", default="", help="comma-separated subset (default: every strategy)")
     p.add_argument("--faults", default="", help="override the schedule: fault:target,... e.g. stop:app1,kill:redis "
                    "(store roles such as kill:sentinel-primary run in one mode)")
+    p.add_argument("--loads", default="", help="the load suite's loads, as fractions of the measured capacity "
+                   "of three nodes: e.g. 0.5,0.8")
+    p.add_argument("--node-cpus", type=float, default=NODE_CPUS, help="cores each app node may use in a load "
+                   f"suite (default {NODE_CPUS}; 0: no limit)")
     p.add_argument("--users", type=int, default=None,
                    help="simulated users in all, spread over the strategies (default: 4 per strategy)")
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/<UTC time>)")
@@ -75,7 +94,23 @@ def parse_args(argv):
                                f"disconnect, redeploy and TARGET in {', '.join(TARGETS)}", 2)
             (store_faults if store_roles.store_of(target) in store_roles.HA_STORES else app_faults).append(
                 (fault, target))
-        schedule = replace(schedule, faults=tuple(app_faults), store_faults=tuple(store_faults), sticky_faults=())
+        if schedule.loads:  # under load, the app faults are the load faults
+            schedule = replace(schedule, load_faults=tuple(app_faults), store_faults=tuple(store_faults))
+        else:
+            schedule = replace(schedule, faults=tuple(app_faults), store_faults=tuple(store_faults), sticky_faults=())
+    if args.loads:
+        try:
+            loads = tuple(float(x) for x in args.loads.split(","))
+        except ValueError:
+            loads = ()
+        if not schedule.loads or not loads or not all(0 < x <= 1.5 for x in loads):
+            raise LabError("--loads takes fractions of capacity between 0 and 1.5, e.g. 0.5,0.8, with a load "
+                           f"suite ({', '.join(n for n, s in SUITES.items() if s.loads)})", 2)
+        schedule = replace(schedule, loads=loads)
+    if schedule.loads and not chosen:
+        # Round-robin spreads every user over the nodes: strategies that need sticky routing would lose
+        # their sessions throughout, and tell nothing about capacity.
+        chosen = [c.name for c in registry.classes() if not c.needs_sticky]
     if args.users is None:
         args.users = 4 * len(chosen or names)
     if args.users < len(chosen or names):
@@ -96,23 +131,32 @@ class Progress:
         time.sleep(seconds)
 
 
-def run_scenario(run_dir: Path, mode: str, fault: Fault, schedule: Schedule, args, chosen, progress,
-                 timeline: Timeline, scenarios: list[dict]) -> dict:
+def run_scenario(run_dir: Path, step: Step, schedule: Schedule, args, chosen, progress,
+                 timeline: Timeline, scenarios: list[dict], capacity_rps: float | None = None) -> dict:
     """Runs one scenario; it is appended to `scenarios` at once, so an interrupted one keeps its data."""
-    sid = f"{mode}--{fault.fault}-{fault.target}"
+    mode, fault = step.mode, Fault(step.fault, step.target)
+    sid = f"{mode}--{fault.fault}-{fault.target}" + (f"--at-{round(step.load * 100)}pct" if step.load else "")
     raw = run_dir / "raw" / sid
     raw.mkdir(parents=True, exist_ok=True)
     # Locust's own bound: the whole schedule plus room for a slow recovery.
     bound = schedule.warmup + schedule.hold + schedule.cooldown + 120
     scenario = {"id": sid, "mode": mode, "fault": fault.fault, "target": fault.target, "interrupted": True}
+    users, pacing, spawn = args.users, {}, args.users
+    if step.load:
+        target_rps = step.load * capacity_rps
+        users = max(len(chosen), math.ceil(target_rps * LOAD_PACING))
+        pacing, spawn = {"LOADTEST_PACING": str(LOAD_PACING)}, LOAD_SPAWN_RATE
+        scenario.update(load=step.load, capacity_rps=capacity_rps, target_rps=round(target_rps, 1), users=users)
     scenarios.append(scenario)
-    locust = locust_run.start(raw, args.users, bound, ",".join(chosen), "--csv-full-history")
+    locust = locust_run.start(raw, users, bound, ",".join(chosen), "--csv-full-history", spawn_rate=spawn, env=pacing)
     scenario["start"] = time.time()
     mark = len(timeline.events)
     watch = None
     try:
-        progress.wait(schedule.warmup, f"{mode}: {args.users} users, warm-up")
-        progress.say(f"{mode}: {fault.fault} {fault.target}")
+        progress.wait(schedule.warmup, f"{mode}: {users} users" + (f" ({step.load:.0%} of {capacity_rps:.0f} "
+                                                                      "requests/s)" if step.load else "")
+                      + ", warm-up")
+        progress.say(f"{mode}: {analysis.fault_name(scenario)}")
         scenario["store"] = store_roles.store_of(fault.target)
         scenario["services"] = fault.resolve()  # the role or node group now, just before the fault fires
         if mode == REPLICATION_FAULT_MODE and not scenario["store"]:
@@ -142,6 +186,20 @@ def run_scenario(run_dir: Path, mode: str, fault: Fault, schedule: Schedule, arg
     if not (raw / "requests.csv").exists():
         raise LabError(f"Locust wrote no records; see {raw / 'locust.log'}")
     return scenario
+
+
+def measure_capacity(run_dir: Path, chosen: list[str], progress) -> float:
+    """Requests/s three nodes carry of the users' mix, measured now (loadtest/bench/capacity.py)."""
+    switch_mode(LOAD_FAULT_MODE)
+    measured = [s for s in strategies() if s["name"] in chosen]
+    progress.say(f"measuring capacity: {len(measured)} strategies, read and write paths, "
+                 f"{capacity.SECONDS} s each, {LOAD_FAULT_MODE}")
+    result = capacity.measure(measured, LOAD_FAULT_MODE, run_dir / "capacity")
+    if result["errors"]:
+        raise LabError(f"the capacity measurement met {result['errors']} errors: see {run_dir / 'capacity'}")
+    progress.say(f"capacity: {result['rps']:.0f} requests/s of the users' mix")
+    wait_balanced()
+    return result["rps"]
 
 
 def node_memory() -> dict[str, dict]:
@@ -210,28 +268,37 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress(len(steps))
     original_mode = current_mode()
     scenarios: list[dict] = []
-    (run_dir / "run.json").write_text(json.dumps({
+    under_load = any(step.load for step in steps)
+    run = {
         "suite": args.suite, "quick": args.suite == "quick", "modes": modes,
         "strategies": chosen or registry.names(), "users": args.users,
         "schedule": asdict(schedule), "lab_url": LAB_URL, "started": time.time(), "cores": os.cpu_count(),
-    }, indent=2))
+        "node_cpus": args.node_cpus if under_load else None,
+    }
+    (run_dir / "run.json").write_text(json.dumps(run, indent=2))
     print(f"experiment: {args.suite} suite, {len(steps)} scenarios, results in {run_dir}", flush=True)
     status = 0
+    capacity_rps = None
     try:
-        for mode, fault_name, target in steps:
-            if current_mode() != mode:
-                switch_mode(mode)
-            if progress.done and mode not in ONE_NODE_MODES:
-                wait_balanced()
-            scenario = run_scenario(run_dir, mode, Fault(fault_name, target), schedule, args, chosen, progress,
-                                    timeline, scenarios)
-            (run_dir / "scenarios.json").write_text(json.dumps(scenarios, indent=2))
-            summarize(analysis.scenario_rows(record.read(run_dir / "raw" / scenario["id"] / "requests.csv"),
-                                             scenario))
-            progress.done += 1
-            if progress.done < len(steps):  # the next scenario starts from the same, whole stack
-                wait_healthy(*SERVICES)
-                wait_stores_whole(progress)
+        with cpu_quota(APP_NODES, args.node_cpus if under_load else None):
+            if under_load:
+                capacity_rps = measure_capacity(run_dir, chosen, progress)
+                run["capacity_rps"] = capacity_rps
+                (run_dir / "run.json").write_text(json.dumps(run, indent=2))
+            for step in steps:
+                if current_mode() != step.mode:
+                    switch_mode(step.mode)
+                if progress.done and step.mode not in ONE_NODE_MODES:
+                    wait_balanced()
+                scenario = run_scenario(run_dir, step, schedule, args, chosen, progress, timeline, scenarios,
+                                        capacity_rps)
+                (run_dir / "scenarios.json").write_text(json.dumps(scenarios, indent=2))
+                summarize(analysis.scenario_rows(record.read(run_dir / "raw" / scenario["id"] / "requests.csv"),
+                                                 scenario))
+                progress.done += 1
+                if progress.done < len(steps):  # the next scenario starts from the same, whole stack
+                    wait_healthy(*SERVICES)
+                    wait_stores_whole(progress)
     except KeyboardInterrupt:
         print("\nexperiment: interrupted; the faulted service was recovered, writing what was gathered", file=sys.stderr)
         status = 130

@@ -15,11 +15,14 @@ from pathlib import Path
 from loadtest.faults.compose import LAB_URL, ROOT
 
 
-def start(folder: Path, users: int, run_time_s: float, strategies: str = "", *extra: str) -> subprocess.Popen:
-    """Headless Locust over `strategies` (comma-separated; empty: every strategy in the registry)."""
-    env = {**os.environ, "LOADTEST_RECORD": str(folder / "requests.csv"), "LOADTEST_STRATEGIES": strategies}
+def start(folder: Path, users: int, run_time_s: float, strategies: str = "", *extra: str,
+          spawn_rate: float | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Headless Locust over `strategies` (comma-separated; empty: every strategy in the registry). Users start
+    all at once unless `spawn_rate` (users a second) says otherwise; `env` adds LOADTEST_* settings."""
+    env = {**os.environ, **(env or {}), "LOADTEST_RECORD": str(folder / "requests.csv"),
+           "LOADTEST_STRATEGIES": strategies}
     cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtest" / "users" / "locustfile.py"), "--headless",
-           "-u", str(users), "-r", str(users), "--run-time", f"{int(run_time_s)}s", "-H", LAB_URL,
+           "-u", str(users), "-r", str(spawn_rate or users), "--run-time", f"{int(run_time_s)}s", "-H", LAB_URL,
            "--csv", str(folder / "locust"), "--only-summary", "--stop-timeout", "3", *extra]
     with (folder / "locust.log").open("w") as log:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -4,14 +4,18 @@ App-node faults run once per routing mode, because routing decides who loses wha
 faults run in one mode (round-robin): routing cannot change what a store fault does, since any node talks
 to the same store. The faults that test node replication (two adjacent nodes at once, a rolling redeploy)
 run in sticky mode, the routing the pattern is built for: it sends a dead node's users to its buddy.
+Faults under load run in round-robin, once per load: a fraction of what three nodes carry of the users' mix
+(measured by loadtest/bench/capacity.py just before), so whether two nodes can carry it decides the outcome.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 STORE_FAULT_MODE = "round-robin"
 REPLICATION_FAULT_MODE = "sticky"
+LOAD_FAULT_MODE = "round-robin"
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,15 @@ class Schedule:
     faults: tuple[tuple[str, str], ...]  # (fault, target) in every routing mode
     store_faults: tuple[tuple[str, str], ...] = ()  # (fault, target) in STORE_FAULT_MODE only
     sticky_faults: tuple[tuple[str, str], ...] = ()  # (fault, target) in REPLICATION_FAULT_MODE only
+    load_faults: tuple[tuple[str, str], ...] = ()  # (fault, target) in LOAD_FAULT_MODE, once per load
+    loads: tuple[float, ...] = ()  # fractions of the measured capacity of three nodes
+
+
+class Step(NamedTuple):
+    mode: str
+    fault: str
+    target: str
+    load: float | None = None  # None: the suite's fixed number of users, far below capacity
 
 
 SUITES = {
@@ -41,14 +54,22 @@ SUITES = {
         ("kill", "cluster-master"), ("stop", "cluster-master"), ("pause", "cluster-master"),
         ("disconnect", "cluster-master"), ("kill", "cluster-shard"),
     )),
+    # A node killed at half and at four fifths of what three nodes carry: at 1/2, two nodes run at 3/4 of
+    # their capacity and should hide the death; at 4/5 they are asked for 6/5 of theirs. The warm-up covers
+    # the users' staggered start (logins are rate-limited per address) and a steady second or two.
+    "saturation": Schedule(warmup=12, hold=10, cooldown=10, faults=(), load_faults=(("kill", "app2"),),
+                           loads=(0.5, 0.8)),
 }
 
 
-def plan(schedule: Schedule, modes: list[str]) -> list[tuple[str, str, str]]:
-    """(mode, fault, target) in the order they run."""
-    steps = [(mode, fault, target) for mode in modes for fault, target in schedule.faults]
+def plan(schedule: Schedule, modes: list[str]) -> list[Step]:
+    """The scenarios in the order they run."""
+    steps = [Step(mode, fault, target) for mode in modes for fault, target in schedule.faults]
     store_mode = STORE_FAULT_MODE if STORE_FAULT_MODE in modes else modes[0]
-    steps += [(store_mode, fault, target) for fault, target in schedule.store_faults]
+    steps += [Step(store_mode, fault, target) for fault, target in schedule.store_faults]
     if REPLICATION_FAULT_MODE in modes:
-        steps += [(REPLICATION_FAULT_MODE, fault, target) for fault, target in schedule.sticky_faults]
+        steps += [Step(REPLICATION_FAULT_MODE, fault, target) for fault, target in schedule.sticky_faults]
+    if LOAD_FAULT_MODE in modes:
+        steps += [Step(LOAD_FAULT_MODE, fault, target, load) for load in schedule.loads
+                  for fault, target in schedule.load_faults]
     return steps

@@ -16,6 +16,7 @@ from loadtest.users import record
 from loadtest.users.oracle import DUPLICATE, ERROR, FOREIGN, NOT_REVOKED, OK, OUTCOMES, SESSION_LOST, WRITES_LOST
 
 SETTLED_AFTER = 3.0  # a strategy counts as recovered when its last bad answer came this long before the end
+RATE_WINDOW = 5.0  # seconds before a fault over which the offered request rate is measured (warm-ups are longer)
 GET_ACTIONS = ("read", "replay")  # every other action is a POST (login, add, logout)
 # The store's own events (loadtest/faults/store_watch.py) that the scorecard reports, as columns.
 STORE_EVENTS = {  # column: events in order of preference (a 100 ms poll can miss a short-lived state)
@@ -23,6 +24,12 @@ STORE_EVENTS = {  # column: events in order of preference (a 100 ms poll can mis
                    "master suspected (one node)"),
     "promoted_s": ("replica promoted",),
 }
+
+
+def fault_name(row: dict) -> str:
+    """"kill app2", or "kill app2 at 80% load" in the load suite (a scenario or a scorecard row)."""
+    load = row.get("load")
+    return f"{row['fault']} {row['target']}" + (f" at {load:.0%} load" if load else "")
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -76,7 +83,12 @@ def scenario_rows(rows: list[dict], scenario: dict) -> list[dict]:
             "mode": scenario["mode"],
             "fault": scenario["fault"],
             "target": scenario["target"],
+            "load": scenario.get("load"),
             "requests": len(rs),
+            # Requests per second sent in the seconds before the fault (steady, after the users' start) and
+            # between the fault and recovery: what the load suite offered, and what got through.
+            "rps_before": round(sum(1 for r in rs if inject - RATE_WINDOW <= r["t"] < inject) / RATE_WINDOW, 1),
+            "rps_window": round(len(window) / (recovered - inject), 1) if recovered > inject else None,
             "ok": len(outcome(OK)),
             "errors": len(outcome(ERROR)),
             "errors_not_503": sum(1 for r in outcome(ERROR) if r["status"] != 503),
@@ -91,6 +103,9 @@ def scenario_rows(rows: list[dict], scenario: dict) -> list[dict]:
             "errors_post": sum(1 for r in outcome(ERROR) if r["action"] not in GET_ACTIONS),
             "unavailable_s": unavailable,
             "p99_window_ms": percentile(window, 99),
+            "p50_window_ms": percentile(window, 50),
+            "max_window_ms": max(window, default=None),
+            "p99_before_ms": percentile([r["latency_ms"] for r in rs if inject - RATE_WINDOW <= r["t"] < inject], 99),
             "errors_off_shard": errors_off_shard(errors_after, scenario),
             **{column: next((round(events[e] - inject, 2) for e in names if e in events), None)
                for column, names in STORE_EVENTS.items()},

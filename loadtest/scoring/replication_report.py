@@ -12,6 +12,7 @@ import statistics
 
 from loadtest.faults.compose import APP_NODES
 from loadtest.runs.suites import REPLICATION_FAULT_MODE
+from loadtest.scoring import tables
 
 COLUMNS = [
     ("strategy", "strategy"), ("add_p50_ms", "add p50 ms"), ("add_p50_x", "p50 x memory"),
@@ -74,23 +75,17 @@ def _held(snapshot: dict, strategy: str) -> tuple[int, int, int]:
 
 
 def markdown(cost: list[dict]) -> str:
-    lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for row in cost:
-        lines.append("| " + " | ".join("" if row.get(f) is None else str(row[f]) for f, _ in COLUMNS) + " |")
-    return "\n".join(lines) + "\n"
+    return tables.markdown(cost, COLUMNS)
 
 
 def section(cost: list[dict]) -> str:
     if not cost:
         return ""
     e = html.escape
-    table = "<tr>" + "".join(f"<th>{e(h)}</th>" for _, h in COLUMNS) + "</tr>" + "".join(
-        "<tr>" + "".join(f"<td>{'' if r.get(f) is None else e(str(r[f]))}</td>" for f, _ in COLUMNS) + "</tr>"
-        for r in cost)
     return f"""<h2>Node replication: what it saves and what it costs</h2>
 <p>{e(ABOUT)}</p>
 <p>Adds acknowledged before each fault in {REPLICATION_FAULT_MODE} mode (median over those scenarios), and
 what the three nodes hold together just before the fault, as compact JSON, in all and per session a node
 owns (its copies elsewhere included). Ratios are to {BASELINE}, within
 this one run (the machine is shared: compare ratios, not milliseconds, across runs).</p>
-<table>{table}</table>"""
+{tables.html_table(cost, COLUMNS)}"""

@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from loadtest.faults.store_roles import HA_STORES, store_of  # noqa: E402
-from loadtest.scoring import analysis, expectations, replication_report  # noqa: E402
+from loadtest.scoring import analysis, expectations, replication_report, saturation_report  # noqa: E402
 from loadtest.users import record  # noqa: E402
 from loadtest.faults.compose import ROOT  # noqa: E402
 from loadtest.users.oracle import ERROR, SESSION_LOST, WRITES_LOST  # noqa: E402
@@ -47,8 +47,8 @@ STORE_COLUMNS = [
 WHY = {
     "kill": "SIGKILL ends app2 mid-request. nginx replays what it had sent there on another node, POSTs "
             "included: an add carries an Idempotency-Key and a jwt/client request its old state, so a replay "
-            "never applies an add twice. The dead node's address stops answering, so nginx's 1 s connect "
-            "timeout shows as a latency spike until it marks the node down (max_fails=1, fail_timeout=5s). "
+            "never applies an add twice. The dead node's address stops answering, so nginx's 200 ms connect "
+            "timeout shows as a short latency spike until it marks the node down (max_fails=1, fail_timeout=5s). "
             "Node-local (memory) sessions on app2 are gone: under sticky routing exactly those users log in "
             "again elsewhere, while the replicated ones are served by app3, app2's buddy, from its copies; under ip-hash every user sits on the one node the Docker bridge's address hashes "
             "to, so a kill costs nothing or everything.",
@@ -110,7 +110,7 @@ STORE_WHY = ("With its store down, a strategy answers 503 after Redis' 0.5 s con
 def cell(row: dict, field: str) -> str:
     value = row[field]
     if field == "fault":
-        return f"{row['fault']} {row['target']}"
+        return analysis.fault_name(row)
     if field == "recover_s" and value is None:
         return "never"
     if isinstance(value, float):
@@ -197,7 +197,7 @@ def plot_scenario(scenario: dict, series: dict[str, list[dict]], path: Path) -> 
     axes[2].set_yscale("log")
     strategy_lines = axes[0].get_lines()[:len(series)]  # not the fault and store-event markers
     axes[0].legend(handles=strategy_lines, loc="lower left", fontsize=7, ncol=min(len(series), 5))
-    axes[0].set_title(f"{scenario['mode']}: {scenario['fault']} {scenario['target']} at the dashed line "
+    axes[0].set_title(f"{scenario['mode']}: {analysis.fault_name(scenario)} at the dashed line "
                       f"(shaded: until recovered)", fontsize=10)
     axes[2].set_xlabel("seconds since the load started (each request counted in the second it was sent)")
     fig.tight_layout()
@@ -250,13 +250,17 @@ def write(run_dir: Path) -> list[dict]:
             for row in analysis.scenario_rows(raw_by_scenario[s["id"]], s)]
     classes = {cls.name: cls for cls in registry.classes()}
     order = {name: i for i, name in enumerate(classes)}
-    rows.sort(key=lambda r: (r["mode"], f"{r['fault']} {r['target']}", order.get(r["strategy"], len(order))))
+    rows.sort(key=lambda r: (r["mode"], f"{r['fault']} {r['target']}", r.get("load") or 0,
+                             order.get(r["strategy"], len(order))))
     verdict = expectations.evaluate(rows, classes)
     (run_dir / "scorecard.json").write_text(json.dumps(rows, indent=2))
     cost = replication_report.cost_rows(rows, scenarios, classes)
+    run = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+    under_load = saturation_report.rows_under_load(rows)
     (run_dir / "scorecard.md").write_text(
         markdown(rows) + ("\n## Store faults\n\n" + store_markdown(rows) if store_rows(rows) else "")
-        + ("\n## What node replication costs\n\n" + replication_report.markdown(cost) if cost else ""))
+        + ("\n## What node replication costs\n\n" + replication_report.markdown(cost) if cost else "")
+        + ("\n## Failover under load\n\n" + saturation_report.markdown(rows, run.get("capacity_rps")) if under_load else ""))
     (run_dir / "expectations.json").write_text(json.dumps(verdict, indent=2))
     plots = run_dir / "plots"
     plots.mkdir(exist_ok=True)
@@ -277,11 +281,14 @@ def write(run_dir: Path) -> list[dict]:
     plot_losses(rows, plots / "losses.png", list(classes))
     if store_rows(rows):
         plot_store_faults(rows, plots / "store-faults.png")
-    (run_dir / "report.html").write_text(page(run_dir, scenarios, rows, verdict, replication_report.section(cost)))
+    if under_load:
+        saturation_report.plot(rows, plots / "saturation.png")
+    sections = replication_report.section(cost) + saturation_report.section(rows, run.get("capacity_rps"))
+    (run_dir / "report.html").write_text(page(run_dir, scenarios, rows, verdict, sections))
     return verdict
 
 
-def page(run_dir: Path, scenarios: list[dict], rows: list[dict], verdict: list[dict], replication: str = "") -> str:
+def page(run_dir: Path, scenarios: list[dict], rows: list[dict], verdict: list[dict], sections: str = "") -> str:
     e = html.escape
     run = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     held = sum(v["held"] for v in verdict)
@@ -296,7 +303,7 @@ def page(run_dir: Path, scenarios: list[dict], rows: list[dict], verdict: list[d
         f"<li class=bad>{e(v['hypothesis'])}: {e(v['strategy'])} / {e(v['mode'])} / {e(v['fault'])}: "
         f"{e(v['detail'])}</li>" for v in verdict if not v["held"]) or "<li class=good>none</li>"
     figures = "".join(
-        f"<h3>{e(s['mode'])}: {e(s['fault'])} {e(s['target'])}{' (interrupted)' if s.get('interrupted') else ''}"
+        f"<h3>{e(s['mode'])}: {e(analysis.fault_name(s))}{' (interrupted)' if s.get('interrupted') else ''}"
         f"</h3><img src='plots/{e(s['id'])}.png' alt=''>" for s in scenarios)
     faults = {(s["fault"], s["target"]) for s in scenarios}
     why = lambda fault, target: ROLE_WHY.get(target) or (WHY.get(fault, "") if not store_of(target)  # noqa: E731
@@ -341,7 +348,7 @@ Error window: first to last error after the fault. Recover: fault to the last ba
 bad answers went on to the end, as node-local sessions do under non-sticky routing).</p>
 <table>{table}</table>
 {store_section}
-{replication}
+{sections}
 <h2>Why the numbers look like this</h2><ul>{notes}</ul>
 <h2>Sessions and writes lost</h2><img src='plots/losses.png' alt=''>
 <h2>Over time</h2>{figures}

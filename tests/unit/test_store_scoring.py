@@ -84,9 +84,14 @@ def test_a_duplicate_deviates_everywhere():
 
 
 def test_store_faults_run_in_one_mode_after_the_app_faults():
-    steps = plan(SUITES["quick"], ["ip-hash", "round-robin", "sticky"])
+    steps = [step[:3] for step in plan(SUITES["quick"], ["ip-hash", "round-robin", "sticky"])]
     assert steps[:3] == [("ip-hash", "kill", "app2"), ("round-robin", "kill", "app2"), ("sticky", "kill", "app2")]
     assert steps[3:] == [("round-robin", "kill", "sentinel-primary"), ("round-robin", "kill", "cluster-master")]
+
+
+def test_load_faults_run_once_per_load_in_round_robin():
+    steps = plan(SUITES["saturation"], ["ip-hash", "round-robin", "sticky"])
+    assert steps == [("round-robin", "kill", "app2", 0.5), ("round-robin", "kill", "app2", 0.8)]
 
 
 SENTINEL_LOOK = ["name", "lab-primary", "ip", "{ip}", "port", "6379", "flags", "{flags}"]
