@@ -5,6 +5,8 @@ contract. `c` is a SessionClient factory, `clock` the app's FakeClock, `settings
 
 from __future__ import annotations
 
+from session_lab import strategies
+
 
 def round_trip(c, clock, settings):
     alice = c()
@@ -123,3 +125,31 @@ def credentials(client) -> dict:
 
 
 CONTRACT.append(a_replayed_add_is_applied_once)
+
+
+def new_credential(reply, before) -> bool:
+    """The reply hands out a credential: a cookie, or a token or sealed state other than the one held."""
+    body = reply.body
+    return "set-cookie" in reply.headers or any(body.get(k) not in (None, before.body.get(k))
+                                                 for k in ("token", "client_session"))
+
+
+def reads_refresh_the_credential_once_the_refresh_interval_passed(c, clock, settings):
+    """SESSION_REFRESH_AFTER: a read soon after a change hands out nothing new (no cookie, the same token or
+    state: no store write, no signing), and once the interval has passed it slides the expiry again. A
+    strategy that refreshes on every use (refreshes_every_use) hands out a credential each time."""
+    alice = c()
+    alice.login("alice")
+    added = alice.add("apple")
+    soon = alice.cart()
+    assert soon.status == 200 and soon.body["items"] == ["apple"]
+    every_use = next(cls for cls in strategies.classes() if cls.name == alice.strategy).refreshes_every_use
+    assert new_credential(soon, added) == every_use
+    clock.advance(settings.refresh_after + 1)
+    later = alice.cart()
+    assert later.status == 200 and new_credential(later, soon)
+    clock.advance(settings.idle_timeout - 1)  # past the first expiry, inside the one the read slid
+    assert alice.cart().status == 200
+
+
+CONTRACT.append(reads_refresh_the_credential_once_the_refresh_interval_passed)

@@ -30,13 +30,16 @@ def test_session_keys_share_one_cluster_slot_and_expire(session_client, store, s
         assert 0 < store.pttl(key) <= settings.idle_timeout * 1000
 
 
-def test_reads_refresh_the_ttl(session_client, store, clock):
+def test_reads_refresh_the_ttl_once_the_refresh_interval_passed(session_client, store, clock, settings):
     alice = session_client("redis")
     alice.login("alice")
     meta = f"sl:{{{alice.session_id()}}}:meta"
-    store.pexpire(meta, 1000)
+    store.pexpire(meta, 5_000)
+    alice.cart()  # soon after the login: the script writes nothing
+    assert store.pttl(meta) <= 5_000
+    clock.advance(settings.refresh_after)
     alice.cart()
-    assert store.pttl(meta) > 1000
+    assert store.pttl(meta) > 5_000 and store.hget(meta, "seen") == str(int(clock() * 1000))
 
 
 def test_concurrent_adds_to_one_session_all_survive(make_settings, redis_server, store, clock):

@@ -106,6 +106,24 @@ def addresses(env: Mapping[str, str], name: str, default: str) -> tuple[tuple[st
     return tuple(found)
 
 
+def session_refresh_after(env: Mapping[str, str], idle: int) -> float:
+    """SESSION_REFRESH_AFTER: a use refreshes a session's idle expiry (its TTL in the store, its cookie, its
+    token) only once this many seconds of the idle window have passed since the last refresh, so most reads
+    write nothing and mint nothing. The cost: an idle session may expire up to this much early. Default:
+    1/30 of the idle timeout (60 s of the default 30 min); 0 refreshes on every use."""
+    raw = env.get("SESSION_REFRESH_AFTER", "").strip()
+    if not raw:
+        return idle / 30
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"SESSION_REFRESH_AFTER must be a number of seconds, got {raw!r}") from None
+    if not 0 <= value <= idle / 2:
+        raise ConfigError(f"SESSION_REFRESH_AFTER must be between 0 and half SESSION_IDLE_TIMEOUT ({idle / 2:g}), "
+                          f"got {value:g}")
+    return value
+
+
 def peers(env: Mapping[str, str], node_name: str) -> tuple[tuple[str, str], ...]:
     """REPLICATION_PEERS: `name=host:port` per app node, in ring order (each node copies its sessions to the
     next one, the last to the first). Empty: no replication (a node on its own)."""
@@ -182,6 +200,7 @@ class Settings:
     redis_socket_timeout: float
     idle_timeout: int
     absolute_timeout: int
+    refresh_after: float  # seconds of a session's idle window that pass before a use refreshes it
     cookie_secure: bool
     jwt_keys: tuple[tuple[str, str], ...]  # (kid, secret); all verify
     jwt_signing_kid: str
@@ -215,6 +234,7 @@ class Settings:
         absolute = _int(env, "SESSION_ABSOLUTE_TIMEOUT", 8 * 3600, minimum=1)
         if absolute < idle:
             raise ConfigError("SESSION_ABSOLUTE_TIMEOUT must not be shorter than SESSION_IDLE_TIMEOUT")
+        refresh_after = session_refresh_after(env, idle)
         # A frozen Redis must not hold a gunicorn thread for long: fail fast, answer 503.
         connect_timeout = _float(env, "REDIS_CONNECT_TIMEOUT", 0.5)
         socket_timeout = _float(env, "REDIS_SOCKET_TIMEOUT", 1.0)
@@ -230,6 +250,7 @@ class Settings:
             redis_socket_timeout=socket_timeout,
             idle_timeout=idle,
             absolute_timeout=absolute,
+            refresh_after=refresh_after,
             cookie_secure=_bool(env, "COOKIE_SECURE", False),
             jwt_keys=keys,
             jwt_signing_kid=signing_kid,

@@ -40,9 +40,10 @@ class Script:
 # (session_format.py; no field: written before formats existed, format 1), be inside its absolute lifetime
 # and have been used
 # within the idle timeout (checked against the app's clock too, not only by Redis' TTL, so every strategy
-# expires by the same rule); then its TTL is refreshed, capped by the absolute lifetime. The refresh is a
-# write, so WAIT after any script has something of this connection's to confirm.
-# KEYS: meta, items, keys. ARGV: now_ms, idle_ms, absolute_ms.
+# expires by the same rule); then, once refresh_ms have passed since the last refresh (SESSION_REFRESH_AFTER:
+# most reads write nothing), its TTL is refreshed, capped by the absolute lifetime. Adds pass refresh_ms 0:
+# they always refresh, so WAIT after a script that changes something has this connection's write to confirm.
+# KEYS: meta, items, keys. ARGV: now_ms, idle_ms, absolute_ms, refresh_ms.
 _TOUCH = """
 local times = redis.call('HMGET', KEYS[1], 'created', 'seen', '""" + session_format.FIELD + """')
 local created, seen = tonumber(times[1]), tonumber(times[2])
@@ -54,15 +55,22 @@ local now, idle, absolute = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[
 local left = created + absolute - now
 if left <= 0 or now - (seen or created) >= idle then redis.call('DEL', unpack(KEYS)); return {-1} end
 local ttl = math.min(idle, left)
-redis.call('HSET', KEYS[1], 'seen', now)
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('PEXPIRE', KEYS[2], ttl)
-redis.call('PEXPIRE', KEYS[3], ttl)
+local refreshed = 0
+if now - (seen or created) >= tonumber(ARGV[4]) then
+  redis.call('HSET', KEYS[1], 'seen', now)
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
+  refreshed = 1
+end
 """
-# The session's state, as every script answers it: status 1, [user, created, version], items.
-_STATE = "return {1, redis.call('HMGET', KEYS[1], 'user', 'created', 'version'), redis.call('LRANGE', KEYS[2], 0, -1)}"
+# The session's state, as every script answers it: status 1, [user, created, version], items, and whether
+# this call refreshed the expiry (then the cookie's is refreshed too).
+_STATE = ("return {1, redis.call('HMGET', KEYS[1], 'user', 'created', 'version'), redis.call('LRANGE', KEYS[2], 0, -1), "
+          "refreshed}")
 # ARGV: now_ms, ttl_ms, user. A retried login finds its own session already there and answers it again.
 LOGIN = Script("""
+local refreshed = 1
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'user', ARGV[3], 'created', ARGV[1], 'seen', ARGV[1], 'version', 0,
              '""" + session_format.FIELD + """', """ + str(session_format.FORMAT) + """)
@@ -72,19 +80,19 @@ else
 end
 """ + _STATE)
 READ = Script(_TOUCH + _STATE)
-# ARGV[4]: the item, ARGV[5]: the cart limit, ARGV[6]: the operation key. KEYS[3] holds the keys already
+# ARGV[5]: the item, ARGV[6]: the cart limit, ARGV[7]: the operation key. KEYS[3] holds the keys already
 # applied, so a replayed add returns the state without adding again. Status 2: cart full, nothing added.
 # `ttl` is _TOUCH's: the keys an add may create (the key set, the list) get the session's expiry too.
 ADD = Script(_TOUCH + """
-if redis.call('SADD', KEYS[3], ARGV[6]) == 0 then
+if redis.call('SADD', KEYS[3], ARGV[7]) == 0 then
   """ + _STATE + """
 end
 redis.call('PEXPIRE', KEYS[3], ttl)
-if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[5]) then
-  redis.call('SREM', KEYS[3], ARGV[6])
+if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[6]) then
+  redis.call('SREM', KEYS[3], ARGV[7])
   return {2}
 end
-redis.call('RPUSH', KEYS[2], ARGV[4])
+redis.call('RPUSH', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ttl)
 redis.call('HINCRBY', KEYS[1], 'version', 1)
 """ + _STATE)
@@ -126,12 +134,12 @@ class RedisCart(Strategy):
 
     def current(self, request: Request) -> Session:
         sid = self.session_id_from_cookie(request, self.session_cookie)
-        return self._session(sid, self._run(READ, sid, self._clock_args()))
+        return self._session(sid, self._run(READ, sid, self._clock_args(self.settings.refresh_after)))
 
     def add_item(self, session: Session, item: str, key: str | None = None) -> Session:
         # No key from the client: one of our own still makes this request's retries exactly-once.
         op = key or f"op:{secrets.token_urlsafe(12)}"
-        args = [*self._clock_args(), item, self.settings.max_cart_items, op]
+        args = [*self._clock_args(refresh_after=0), item, self.settings.max_cart_items, op]
         reply = self._run(ADD, session.sid, args, confirm=True)
         if reply[0] == _FULL:
             raise CartFull(f"the cart already holds {self.settings.max_cart_items} items")
@@ -143,7 +151,8 @@ class RedisCart(Strategy):
             self._run(END, sid, [], confirm=True)
 
     def issue(self, session: Session, body: dict, response: Response) -> str:
-        self.set_cookie(response, self.session_cookie, session.sid, self.expires_at(session.created_at))
+        if session.refreshed:  # else the cookie the client holds expires with the session's TTL already
+            self.set_cookie(response, self.session_cookie, session.sid, self.expires_at(session.created_at))
         return session.sid
 
     def revoke(self, response: Response) -> None:
@@ -175,9 +184,9 @@ class RedisCart(Strategy):
                 backoff = min(backoff * 2, _MAX_BACKOFF)
                 self.store.recover()
 
-    def _clock_args(self) -> list[int]:
+    def _clock_args(self, refresh_after: float) -> list[int]:
         s = self.settings
-        return [int(self.clock() * 1000), s.idle_timeout * 1000, s.absolute_timeout * 1000]
+        return [int(self.clock() * 1000), s.idle_timeout * 1000, s.absolute_timeout * 1000, int(refresh_after * 1000)]
 
     @staticmethod
     def _session(sid: str, reply: list) -> Session:
@@ -188,7 +197,7 @@ class RedisCart(Strategy):
         if reply[0] == _UNREADABLE:
             session_format.check(reply[1])
         user, created, version = reply[1]
-        return Session(user, list(reply[2]), int(created) / 1000, sid, int(version))
+        return Session(user, list(reply[2]), int(created) / 1000, sid, int(version), refreshed=bool(reply[3]))
 
 
 @contextmanager

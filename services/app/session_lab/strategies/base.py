@@ -26,6 +26,11 @@ class Session:
     created_at: float = 0.0
     sid: str = ""
     version: int = 0  # bumped on every change, so a client can tell a rolled-back state
+    # False when this use neither changed the session nor refreshed its idle expiry (SESSION_REFRESH_AFTER):
+    # the credential the client holds is still right, so none is sent (a cookie) or the one presented is
+    # handed back as it came (`presented`: a token or a sealed state), with no signing or sealing.
+    refreshed: bool = True
+    presented: str | None = None
 
     def as_dict(self) -> dict:
         return {"user": self.user, "items": list(self.items), "version": self.version}
@@ -44,6 +49,9 @@ class Strategy(ABC):
     revocation_via: ClassVar[tuple[str, ...]] = ()  # services that carry logouts to the other nodes
     confirms_writes: ClassVar[bool] = False  # a change is acknowledged only once a replica of the store has it
     node_replica: ClassVar[bool] = False  # node-local sessions with a copy on the next node (sticky sends users there)
+    # True: every use writes the session back and hands out its credential again; False: only a change or a use
+    # SESSION_REFRESH_AFTER after the last refresh does (docs/strategies.md).
+    refreshes_every_use: ClassVar[bool] = False
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time):
         self.settings = settings
@@ -105,6 +113,7 @@ class Strategy(ABC):
             "revocation_via": list(self.revocation_via),
             "confirms_writes": self.confirms_writes,
             "node_replica": self.node_replica,
+            "refreshes_every_use": self.refreshes_every_use,
         }
 
     # -- shared helpers ---------------------------------------------------------------------------
@@ -113,6 +122,11 @@ class Strategy(ABC):
         """Sliding idle expiry, capped by the absolute lifetime counted from login."""
         now = self.clock() if now is None else now
         return min(now + self.settings.idle_timeout, created_at + self.settings.absolute_timeout)
+
+    def refresh_due(self, refreshed_at: float, now: float | None = None) -> bool:
+        """A use at `now` refreshes the idle expiry last refreshed at `refreshed_at` (SESSION_REFRESH_AFTER)."""
+        now = self.clock() if now is None else now
+        return now - refreshed_at >= self.settings.refresh_after
 
     def past_absolute(self, created_at: float, now: float | None = None) -> bool:
         now = self.clock() if now is None else now

@@ -67,18 +67,25 @@ class ClientState(Strategy):
         now = self.clock()
         if now >= expires or self.past_absolute(session.created_at, now):
             raise Unauthorized("client session expired")
+        # Sealed when its idle expiry was set: a read hands the same state back, with no sealing.
+        if not self.refresh_due(expires - self.settings.idle_timeout, now):
+            session.refreshed, session.presented = False, blob
         return session
 
     def add_item(self, session: Session, item: str, key: str | None = None) -> Session:
         self.refuse_if_full(session.items)
         session.items.append(item)
         session.version += 1
+        session.refreshed = True
         return session  # the API refuses it (413) if the sealed state outgrows the credential budget
 
     def end(self, request: Request) -> None:
         pass  # nothing stored server-side; the client drops its state
 
     def issue(self, session: Session, body: dict, response: Response) -> str:
+        if not session.refreshed and session.presented:
+            body["client_session"] = session.presented  # unchanged and fresh: the cookie held is still right
+            return session.presented
         blob = self.encode(session)
         body["client_session"] = blob
         if len(blob) <= CREDENTIAL_MAX_BYTES:  # else the API answers 413 instead, and no cookie is sent

@@ -51,30 +51,36 @@ class JwtToken(Strategy):
         return Session(user=user, created_at=self.clock(), sid=new_session_id())
 
     def current(self, request: Request) -> Session:
-        session = self._verified(self._bearer(request))
+        token = self._bearer(request)
+        session, issued_at, kid = self._verified(token)
         if self.revocations.is_revoked(session.sid):
             raise Unauthorized("token revoked: the session was logged out")
         if self.past_absolute(session.created_at):
             raise Unauthorized("session expired (absolute lifetime reached)")
+        # A read hands the same token back, with no signing, while it is fresh and of the signing key (after a
+        # rotation the next use moves it to the new key).
+        if not self.refresh_due(issued_at) and kid == self.settings.jwt_signing_kid:
+            session.refreshed, session.presented = False, token
         return session
 
     def add_item(self, session: Session, item: str, key: str | None = None) -> Session:
         self.refuse_if_full(session.items)
         session.items.append(item)
         session.version += 1
+        session.refreshed = True
         return session
 
     def end(self, request: Request) -> None:
         """Revoke the presented token's session on every node (no token, or one that fails to verify: none)."""
         try:
-            session = self._verified(self._bearer(request))
+            session, _, _ = self._verified(self._bearer(request))
         except Unauthorized:
             return
         self.revocations.revoke(session.sid, session.created_at + self.settings.absolute_timeout
                                 + self.settings.jwt_leeway)
 
     def issue(self, session: Session, body: dict, response: Response) -> str:
-        token = self.encode(session)
+        token = session.presented if not session.refreshed and session.presented else self.encode(session)
         body["token"] = token
         return token
 
@@ -109,7 +115,9 @@ class JwtToken(Strategy):
             raise Unauthorized("Authorization header must be `Bearer <token>`")
         return token.strip()
 
-    def _verified(self, token: str) -> Session:
+    def _verified(self, token: str) -> tuple[Session, float, str]:
+        """The token's session, when it was issued and the key that signed it; Unauthorized when it fails
+        any check."""
         s = self.settings
         try:
             header = jwt.get_unverified_header(token)
@@ -145,7 +153,7 @@ class JwtToken(Strategy):
                 created_at=float(claims["auth_time"]),
                 sid=str(claims["sid"]),
                 version=int(claims["ver"]),
-            )
+            ), claims["iat"], kid
         except (KeyError, TypeError, ValueError):
             raise Unauthorized("invalid token: session claims missing or malformed") from None
 

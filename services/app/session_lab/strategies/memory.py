@@ -28,6 +28,7 @@ class Entry:
     session: Session
     expires_at: float
     keys: set[str] = field(default_factory=set)  # idempotency keys of the adds applied
+    refreshed_at: float = 0.0  # when a use last slid the idle expiry (SESSION_REFRESH_AFTER)
 
 
 class MemoryStore(Strategy):
@@ -49,7 +50,7 @@ class MemoryStore(Strategy):
         now = self.clock()
         session = Session(user=user, created_at=now, sid=new_session_id())
         with self._lock:
-            entry = self._entries[session.sid] = Entry(session, self.expires_at(now, now))
+            entry = self._entries[session.sid] = Entry(session, self.expires_at(now, now), refreshed_at=now)
             self._evict(now)
             copied = self._copy(session)
         self._changed(entry, copied)
@@ -69,9 +70,13 @@ class MemoryStore(Strategy):
             if expired:
                 del self._entries[sid]
             else:
-                entry.expires_at = self.expires_at(entry.session.created_at, now)
+                refreshed = self.refresh_due(entry.refreshed_at, now)
+                if refreshed:
+                    entry.expires_at = self.expires_at(entry.session.created_at, now)
+                    entry.refreshed_at = now
                 self._entries.move_to_end(sid)
                 session = self._copy(entry.session)
+                session.refreshed = refreshed
         if expired:
             self._ended(sid)
             raise Unauthorized("session expired")
@@ -88,6 +93,7 @@ class MemoryStore(Strategy):
             self.refuse_if_full(stored.items)
             stored.items.append(item)
             stored.version += 1
+            entry.expires_at, entry.refreshed_at = self.expires_at(stored.created_at), self.clock()
             if key is not None:
                 entry.keys.add(key)
             copied = self._copy(stored)
@@ -103,7 +109,8 @@ class MemoryStore(Strategy):
                 self._ended(sid)
 
     def issue(self, session: Session, body: dict, response: Response) -> str:
-        self.set_cookie(response, self.session_cookie, session.sid, self.expires_at(session.created_at))
+        if session.refreshed:  # else the client's cookie expires with the session already
+            self.set_cookie(response, self.session_cookie, session.sid, self.expires_at(session.created_at))
         return session.sid
 
     def revoke(self, response: Response) -> None:

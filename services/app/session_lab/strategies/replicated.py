@@ -294,7 +294,7 @@ class Replicated(MemoryStore):
     def _entry(self, snapshot: dict, now: float) -> Entry:
         session = Session(snapshot["user"], list(snapshot["items"]), snapshot["created"], snapshot["sid"],
                           snapshot["version"])
-        return Entry(session, self.expires_at(session.created_at, now), set(snapshot["keys"]))
+        return Entry(session, self.expires_at(session.created_at, now), set(snapshot["keys"]), refreshed_at=now)
 
     @staticmethod
     def _valid(snapshot) -> bool:
