@@ -75,8 +75,9 @@ kill-node: venv ## SIGKILL one app node, bring it back after HOLD s (0: leave it
 experiment: venv ## Every strategy under faults; scorecard and report in results/ (QUICK=1: ~3.5 min; SUITE=stores|saturation)
 	$(VENV)/bin/python -m loadtest.runs.experiment $(if $(QUICK),--quick) $(if $(SUITE),--suite $(SUITE))
 
-bench: venv ## Throughput, latency and CPU per request of every strategy at saturation, through nginx (QUICK=1: ~3 min; STRATEGIES=redis,jwt; needs wrk)
-	$(VENV)/bin/python -m loadtest.bench.run $(if $(QUICK),--quick) $(if $(STRATEGIES),--only $(STRATEGIES))
+bench: venv ## Throughput, latency and CPU per request of every strategy at saturation, through nginx (QUICK=1: ~3 min; STRATEGIES=redis,jwt; SUITE=growth; needs wrk)
+	$(VENV)/bin/python -m loadtest.bench.run $(if $(QUICK),--quick) $(if $(STRATEGIES),--only $(STRATEGIES)) \
+		$(if $(SUITE),--suite $(SUITE))
 
 soak: venv ## Steady load on every strategy; fails when container memory or Redis keeps growing: make soak DURATION=600
 	$(VENV)/bin/python -m loadtest.runs.soak --duration $(DURATION) --users $(USERS)

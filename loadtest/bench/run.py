@@ -63,24 +63,28 @@ class Bench:
         self.work = Path(tempfile.mkdtemp(prefix="session-lab-bench-"))
         self.started = time.monotonic()
 
-    def round(self, strategy: dict | None, path: str, mode: str, number: int) -> dict:
-        """One wrk round of `strategy` on `path`; None: the balancer's own endpoint (the tool's ceiling)."""
+    def round(self, strategy: dict | None, path: str, mode: str, number: int, sessions_file: Path | None = None,
+              **labels) -> dict:
+        """One wrk round of `strategy` on `path`; None: the balancer's own endpoint (the tool's ceiling). The
+        sessions are made for the round unless `sessions_file` has them; `labels` go into its row."""
         name = strategy["name"] if strategy else BALANCER
         if strategy is None:
             args = ["-", BALANCER]
         else:
-            file = self.work / f"{name}-{path}.sessions"
-            sessions.make(strategy, pool_size(path, self.seconds), CART_ITEMS if path == READ else 0, file)
+            file = sessions_file or self.work / f"{name}-{path}.sessions"
+            if sessions_file is None:
+                sessions.make(strategy, pool_size(path, self.seconds), CART_ITEMS if path == READ else 0, file)
             args = [name, path, str(file), str(ADDS_PER_SESSION)]
         before = cpu.reading(self.pids)
         result = wrk.run(compose.LAB_URL, args, self.seconds, THREADS, CONNECTIONS)
         used = cpu.used(before, cpu.reading(self.pids))
-        row = {"strategy": name, "path": path, "mode": mode, "round": number,
+        row = {"strategy": name, "path": path, "mode": mode, "round": number, **labels,
                "rps": round(result["requests"] / result["seconds"], 1), **result, "cpu_s": used}
         self.rows.append(row)
         self.record("rounds.jsonl", row)
         errors = sum(result["errors"].values())
         print(f"[{time.monotonic() - self.started:6.1f}s] {mode:<11} {row['strategy']:<17} {path:<8} "
+              + "".join(f"{k} {v}  " for k, v in labels.items()) +
               f"round {number}: {row['rps']:8.1f} req/s  p50 {result['p50_ms']:6.1f} ms  p99 {result['p99_ms']:7.1f} ms"
               + (f"  ERRORS {result['errors']}" if errors else ""), flush=True)
         return row
@@ -112,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bursts", type=int, default=None, help="race bursts per strategy (default 20; quick 3)")
     parser.add_argument("--only", default="", help="comma-separated strategies to measure (default: all; the "
                         "baseline always runs)")
+    parser.add_argument("--suite", choices=("cost", "growth"), default="cost", help="cost (default): every strategy "
+                        "beside the baseline, and the race; growth: cart size, live sessions and app nodes "
+                        "(loadtest/bench/growth.py)")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default results/bench-<time>)")
     args = parser.parse_args(argv)
     seconds = args.seconds if args.seconds is not None else (2 if args.quick else 5)
@@ -133,8 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     except compose.LabError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return exc.exit_code
-    out = args.out or compose.ROOT / "results" / time.strftime("bench-%Y%m%dT%H%M%SZ", time.gmtime())
+    out = args.out or compose.ROOT / "results" / time.strftime(
+        ("growth" if args.suite == "growth" else "bench") + "-%Y%m%dT%H%M%SZ", time.gmtime())
     out.mkdir(parents=True, exist_ok=True)
+    if args.suite == "growth":
+        return grow(out, [baseline] + [s for _, members in groups for s in members], seconds, args.quick)
     print(f"bench: {sum(len(m) for _, m in groups)} strategies beside {baseline['name']}, {rounds} round(s) of "
           f"{seconds:g} s per path, {CONNECTIONS} connections; results in {out}", flush=True)
     mode_before = compose.current_mode()
@@ -168,6 +178,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {len(failed)} round(s) or race(s) had errors (see bench.md)", file=sys.stderr)
         return 1
     return 0
+
+
+def grow(out: Path, strategies: list[dict], seconds: float, quick: bool) -> int:
+    """The growth suite (growth.py), with the routing mode put back and the temporary sessions removed."""
+    from loadtest.bench import growth  # it builds on this module's Bench
+
+    print(f"bench: growth of {len(strategies)} strategies' costs, rounds of {seconds:g} s; results in {out}", flush=True)
+    mode_before = compose.current_mode()
+    bench = Bench(out, seconds, rounds=1, bursts=0)
+    suite = growth.Growth(bench, strategies, quick)
+    status = 0
+    try:
+        for part in (suite.carts, suite.live_sessions, suite.nodes):
+            part()
+    except compose.LabError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        status = exc.exit_code
+    except KeyboardInterrupt:
+        print("bench: interrupted; writing what was measured", file=sys.stderr)
+        status = 130
+    finally:
+        shutil.rmtree(bench.work, ignore_errors=True)
+        compose.switch_mode(mode_before)
+        if suite.rows:
+            growth.write(out, suite.rows, {"seconds": seconds, "quick": quick, "item_length": growth.ITEM_LENGTH,
+                                           "node_cpus": growth.NODE_CPUS})
+            print(f"bench: {out / 'growth.md'}")
+    if not status and any(r.get("errors") for r in suite.rows):
+        print("bench: some growth rounds had errors (see growth.md)", file=sys.stderr)
+        return 1
+    return status
 
 
 if __name__ == "__main__":

@@ -90,24 +90,41 @@ def start(client: NodeClient, strategy: dict, user: str) -> tuple[dict[str, str]
     return cookies, credential(cookies, body, headers)
 
 
-def login(client: NodeClient, strategy: dict, user: str, items: int) -> dict[str, str]:
-    """A new session of `strategy` on the client's node holding `items` items: the headers that carry it."""
+FULL = -1  # as many items as the session takes: until the cart is full (409) or the credential would be (413)
+REFUSED = (409, 413)
+
+
+def item_text(n: int, length: int | None) -> str:
+    """Item n; with `length`, padded to that many characters (the largest items a cart may hold)."""
+    text = f"item-{n}"
+    return text if length is None else (text + "-" + "x" * length)[:length]
+
+
+def login(client: NodeClient, strategy: dict, user: str, items: int, item_length: int | None = None) -> dict[str, str]:
+    """A new session of `strategy` on the client's node holding `items` items (FULL: as many as it takes),
+    each `item_length` characters long if given: the headers that carry it."""
     name = strategy["name"]
     cookies, held = start(client, strategy, user)
-    for n in range(items):
-        body, headers = client.call("POST", f"/api/{name}/cart", {**held, "Idempotency-Key": f"{user}-{n}"},
-                                    {"item": f"item-{n}"})
+    n = 0
+    while items == FULL or n < items:
+        status, body, headers = client.send("POST", f"/api/{name}/cart", {**held, "Idempotency-Key": f"{user}-{n}"},
+                                            {"item": item_text(n, item_length)})
+        if items == FULL and status in REFUSED:
+            break
+        if status != 200:
+            raise SessionError(f"POST /api/{name}/cart on {client.name}: {status} {body}")
         held = credential(cookies, body, headers)
+        n += 1
     return held
 
 
-def make(strategy: dict, count: int, items: int, path: Path) -> None:
+def make(strategy: dict, count: int, items: int, path: Path, item_length: int | None = None) -> None:
     """Write `count` sessions of `strategy` (as /api/strategies describes it), each with `items` items."""
     clients = [NodeClient(node) for node in compose.APP_NODES]
     lines = []
     try:
         for i in range(count):
-            held = login(clients[i % len(clients)], strategy, f"bench-{i}", items)
+            held = login(clients[i % len(clients)], strategy, f"bench-{i}", items, item_length)
             lines.append("\t".join(f"{k}: {v}" for k, v in held.items()))
     except (OSError, http.client.HTTPException) as exc:
         raise SessionError(f"making {strategy['name']} sessions on the nodes failed: {exc}") from exc

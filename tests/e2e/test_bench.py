@@ -50,3 +50,32 @@ def test_a_quick_bench_measures_every_strategy_on_both_paths(lab, tmp_path):
     assert (out / "bench.png").stat().st_size > 10_000 and "ratio to" in (out / "bench.md").read_text()
     assert summary.rebuild(out)["results"] == result["results"]  # every figure follows from rounds.jsonl
     assert lab.mode() == "round-robin"  # the bench put the routing back
+
+
+def test_the_growth_suite_measures_carts_live_sessions_and_nodes(lab, tmp_path):
+    require(shutil.which("wrk") is not None, "wrk is not installed (apt-get install wrk)")
+    registry = {s["name"]: s for s in lab.strategies()}
+    # One strategy on the shared Redis and one inside the nodes, picked by traits.
+    on_redis = next(n for n, s in registry.items() if s["dependencies"] == ["redis"] and s["keeps_state"])
+    in_node = next(n for n, s in registry.items() if s["needs_sticky"])
+    out = tmp_path / "growth"
+    done = subprocess.run([sys.executable, "-m", "loadtest.bench.run", "--suite", "growth", "--quick", "--only",
+                           f"{on_redis},{in_node}", "--out", str(out)],
+                          cwd=ROOT, env=lab.tool_env(), capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    result = json.loads((out / "growth.json").read_text())
+    carts = {(r["strategy"], r["cart"]): r for r in result["cart"]}
+    full = carts[(on_redis, "full, longest items")]
+    assert carts[(on_redis, "empty")]["items"] == 0 and carts[(on_redis, "10 items")]["items"] == 10
+    assert full["items"] > 10 and full["response_bytes"] > carts[(on_redis, "empty")]["response_bytes"] + 64 * 10
+    assert all(r["rps"] > 0 and r["errors"] == 0 for r in result["cart"])
+    sessions = {(r["strategy"], r["sessions"]): r for r in result["sessions"]}
+    assert set(sessions) == {(name, level) for name in (on_redis, in_node) for level in (100, 1000)}
+    assert sessions[(on_redis, 1000)]["where"] == "redis" and sessions[(in_node, 1000)]["where"] == "app nodes"
+    assert sessions[(on_redis, 1000)]["bytes_per_session"] > 100  # a session's keys, measured in Redis itself
+    nodes = {(r["strategy"], r["nodes"]): r["rps"] for r in result["nodes"]}
+    assert set(nodes) >= {(on_redis, n) for n in (1, 2, 3)}
+    assert nodes[(on_redis, 3)] > nodes[(on_redis, 1)]  # three nodes, each its own share of the cores, carry more
+    for picture in ("growth-cart.png", "growth-sessions.png", "growth-nodes.png"):
+        assert (out / picture).stat().st_size > 10_000
+    assert lab.running() >= {"app1", "app2", "app3"} and lab.mode() == "round-robin"  # the stack as it was

@@ -3,6 +3,8 @@ which routing each needs (from traits), the credential a session sends, the CPU 
 the ratios and CPU figures computed from raw rounds."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,42 @@ def test_the_race_is_explained_from_its_own_figures():
     assert "last write wins" in race.explain(result(28, 7))
     assert race.explain(result(5, 3)) == "lost 1.25 adds per burst on average, 3 at most"
     assert "2 adds and 0 reads failed" in race.explain(result(0, 0, errors=2))
+
+
+def test_growth_sessions_fill_to_the_longest_items_and_ratios_compare_each_strategy_with_itself():
+    from loadtest.bench import growth
+
+    assert sessions.item_text(3, None) == "item-3" and sessions.item_text(3, 64) == "item-3-" + "x" * 57
+    assert len(sessions.item_text(12345, 64)) == 64
+    rows = [{"kind": "cart", "strategy": "redis", "cart": "empty", "rps": 800.0},
+            {"kind": "cart", "strategy": "redis", "cart": "full, longest items", "rps": 600.0},
+            {"kind": "nodes", "strategy": "redis", "nodes": 1, "rps": 200.0},
+            {"kind": "nodes", "strategy": "redis", "nodes": 3, "rps": 590.0},
+            {"kind": "sessions", "strategy": "redis", "sessions": 1000, "bytes": 470_000, "bytes_per_session": 470.0}]
+    by = growth.with_ratios(rows)
+    assert [r["x_empty"] for r in by["cart"]] == [1.0, 0.75]
+    assert [r["x_one"] for r in by["nodes"]] == [1.0, 2.95]
+    assert by["sessions"] == [rows[4]]
+    # A request's bytes on the wire: request line, Host, Accept-Encoding, the credential, the blank line.
+    sent = growth.request_bytes("GET", "/api/redis/cart", {"Cookie": "sl_redis=abc"})
+    assert sent == len(f"GET /api/redis/cart HTTP/1.1\r\nHost: {growth.compose.LAB_URL.split('//')[-1]}\r\n"
+                       "Accept-Encoding: identity\r\nCookie: sl_redis=abc\r\n\r\n")
+
+
+def test_growth_counts_a_nodes_processes_resident_memory():
+    from loadtest.bench import growth
+
+    def rss(pid):
+        status = Path(f"/proc/{pid}/status").read_text()
+        return next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.stdout.write('up\\n'); sys.stdout.flush(); "
+                              "time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "up\n"
+        assert growth.resident(child.pid) == rss(child.pid) > 0  # asleep: its memory holds still
+        assert growth.resident(os.getpid()) >= rss(child.pid) + 1  # a process counts its children
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
