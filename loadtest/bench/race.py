@@ -97,4 +97,6 @@ def explain(result: dict) -> str:
     if result["max_lost"] == result["burst"] - 1 and result["lost"] == result["bursts"] * (result["burst"] - 1):
         return ("kept one add per burst: every add started from the state the client sent, and the client "
                 "keeps the last answer's state (last write wins)")
-    return f"lost {result['lost_per_burst']} adds per burst on average, {result['max_lost']} at most"
+    return (f"lost {result['lost_per_burst']} adds per burst on average, {result['max_lost']} at most: adds that ran "
+            "at once each read the whole session and wrote it back, and a later write dropped an earlier add "
+            "(a read-modify-write of the session, with no error)")

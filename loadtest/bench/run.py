@@ -184,7 +184,8 @@ def grow(out: Path, strategies: list[dict], seconds: float, quick: bool) -> int:
     """The growth suite (growth.py), with the routing mode put back and the temporary sessions removed."""
     from loadtest.bench import growth  # it builds on this module's Bench
 
-    print(f"bench: growth of {len(strategies)} strategies' costs, rounds of {seconds:g} s; results in {out}", flush=True)
+    print(f"bench: growth of {len(strategies)} strategies' costs, rounds of {seconds:g} s; results in {out}",
+          flush=True)
     mode_before = compose.current_mode()
     bench = Bench(out, seconds, rounds=1, bursts=0)
     suite = growth.Growth(bench, strategies, quick)

@@ -260,7 +260,8 @@ def write(run_dir: Path) -> list[dict]:
     (run_dir / "scorecard.md").write_text(
         markdown(rows) + ("\n## Store faults\n\n" + store_markdown(rows) if store_rows(rows) else "")
         + ("\n## What node replication costs\n\n" + replication_report.markdown(cost) if cost else "")
-        + ("\n## Failover under load\n\n" + saturation_report.markdown(rows, run.get("capacity_rps")) if under_load else ""))
+        + ("\n## Failover under load\n\n" + saturation_report.markdown(rows, run.get("capacity_rps"))
+           if under_load else ""))
     (run_dir / "expectations.json").write_text(json.dumps(verdict, indent=2))
     plots = run_dir / "plots"
     plots.mkdir(exist_ok=True)

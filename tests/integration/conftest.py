@@ -53,6 +53,10 @@ class RedisServer:
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, password=self.password, decode_responses=True, socket_timeout=2)
 
+    def client_bytes(self) -> redis.Redis:
+        """For values that are not text (Flask-Session's msgpack blobs)."""
+        return redis.Redis(port=self.port, password=self.password, socket_timeout=2)
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):

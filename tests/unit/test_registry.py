@@ -2,8 +2,8 @@ from session_lab import strategies
 
 
 def test_discovery_finds_every_strategy_module_once():
-    assert strategies.names() == ["none", "memory", "replicated", "replicated-async", "redis", "jwt", "client",
-                                  "sentinel", "sentinel-wait", "cluster", "cluster-wait"]
+    assert strategies.names() == ["none", "memory", "replicated", "replicated-async", "redis", "flask-session", "jwt",
+                                  "client", "sentinel", "sentinel-wait", "cluster", "cluster-wait"]
 
 
 def test_every_strategy_describes_itself(settings):

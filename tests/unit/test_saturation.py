@@ -18,7 +18,8 @@ def req(t, strategy, user, outcome="ok", status=200, latency=10.0):
 
 
 def steady(strategy, per_second=4, until=40, latency=10.0):
-    return [req(t + i / per_second, strategy, f"u{i}", latency=latency) for t in range(until) for i in range(per_second)]
+    return [req(t + i / per_second, strategy, f"u{i}", latency=latency)
+            for t in range(until) for i in range(per_second)]
 
 
 def verdicts(records, load):
@@ -63,5 +64,6 @@ def test_the_section_sums_each_load_over_its_strategies():
             *analysis.scenario_rows(steady("redis"), {**KILL_AT, "load": 0.8})]
     table = saturation_report.rows_under_load(rows)
     assert [(r["load"], r["strategy"]) for r in table] == [
-        ("50%", "redis"), ("50%", "jwt"), ("50%", saturation_report.TOTAL), ("80%", "redis"), ("80%", saturation_report.TOTAL)]
+        ("50%", "redis"), ("50%", "jwt"), ("50%", saturation_report.TOTAL),
+        ("80%", "redis"), ("80%", saturation_report.TOTAL)]
     assert table[2]["rps_before"] == 8.0 and table[2]["p99_window_ms"] == 30.0

@@ -31,6 +31,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     # One hop: nginx. Trust its X-Forwarded-For/-Proto so logs and Secure cookies see the real client.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
     app.extensions["session_lab.strategies"] = strategies.build_all(settings, clock=clock)
+    for strategy in app.extensions["session_lab.strategies"].values():
+        strategy.init_app(app)
 
     errors.init_app(app)
     app.register_blueprint(api.bp)

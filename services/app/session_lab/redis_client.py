@@ -16,7 +16,8 @@ from .config import Settings
 RETRY = Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.1), retries=1, supported_errors=(redis.ConnectionError,))
 
 
-def connect(settings: Settings) -> redis.Redis:
+def connect(settings: Settings, decode_responses: bool = True) -> redis.Redis:
+    """A client of the lab's Redis; `decode_responses` False for a user that stores bytes (flask-session)."""
     return redis.Redis(
         host=settings.redis_host,
         port=settings.redis_port,
@@ -25,5 +26,5 @@ def connect(settings: Settings) -> redis.Redis:
         socket_connect_timeout=settings.redis_connect_timeout,
         socket_timeout=settings.redis_socket_timeout,
         retry=RETRY,
-        decode_responses=True,
+        decode_responses=decode_responses,
     )

@@ -66,8 +66,8 @@ end
 """
 # The session's state, as every script answers it: status 1, [user, created, version], items, and whether
 # this call refreshed the expiry (then the cookie's is refreshed too).
-_STATE = ("return {1, redis.call('HMGET', KEYS[1], 'user', 'created', 'version'), redis.call('LRANGE', KEYS[2], 0, -1), "
-          "refreshed}")
+_STATE = ("return {1, redis.call('HMGET', KEYS[1], 'user', 'created', 'version'), "
+          "redis.call('LRANGE', KEYS[2], 0, -1), refreshed}")
 # ARGV: now_ms, ttl_ms, user. A retried login finds its own session already there and answers it again.
 LOGIN = Script("""
 local refreshed = 1

@@ -93,6 +93,10 @@ class Strategy(ABC):
         """Names of the dependencies this strategy needs, mapped to "ok"; raises when one is down."""
         return {}
 
+    def init_app(self, app) -> None:
+        """Set up what the strategy needs of the Flask app (a wrapped extension's settings), once, when the app
+        is made."""
+
     def start(self) -> None:
         """Start background work; called on every request, so it must be cheap once started. (gunicorn
         builds the app before it forks the worker, and threads do not survive a fork.)"""

@@ -1,0 +1,125 @@
+"""The peer baseline: Flask-Session, the extension most Flask apps reach for, with its Redis backend.
+
+It is configured the way its documentation shows (a `redis.Redis` client, permanent sessions whose lifetime
+is Flask's PERMANENT_SESSION_LIFETIME, msgpack, no signer, Flask's default SESSION_REFRESH_EACH_REQUEST), so
+the lab measures what a team gets out of the box, beside its own strategies. What that is:
+
+- the whole session is one blob: every request GETs it, and every request (a read too, because the session
+  refreshes on each request) SETs it back with its TTL: a write per read, and a round trip more than `redis`;
+- two requests of one session that run at once both read the old blob and both write theirs back, so the
+  last one wins and the other's change is lost without an error (pallets-eco/flask-session #71, #149). The
+  bench's race measures it;
+- no retries: the Redis backend's methods do not retry (0.8.0), so a store hiccup is a 503 at once.
+
+`Session(app)` would make Flask-Session the app's only session interface, for every URL; the lab has one
+per strategy, so this strategy holds a `RedisSessionInterface` of its own and calls its storage methods and
+`save_session` itself, under its own cookie. Around it, the lab's rules that every strategy keeps (the
+contract tests): the session's times are stored in it and checked against the app's clock (idle and
+absolute timeouts), the Idempotency-Keys of its adds are kept in it, and a request without a valid session
+is a 401, never the fresh anonymous session Flask-Session would open.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Request, Response, current_app, g
+from flask_session.redis import RedisSessionInterface
+
+from .. import redis_client
+from ..errors import Unauthorized
+from ._redis_cart import store_errors
+from .base import Session, Strategy, looks_like_session_id
+
+COOKIE = "sl_flask_session"
+KEY_PREFIX = "fs:"  # Flask-Session's keys, apart from the lab's own (sl:{sid}:...)
+
+
+class _Interface(RedisSessionInterface):
+    """Flask-Session's Redis interface, writing the strategy's cookie instead of the app-wide one."""
+
+    def get_cookie_name(self, app) -> str:
+        return COOKIE
+
+
+class FlaskSessionPeer(Strategy):
+    name = "flask-session"
+    summary = "Peer baseline: Flask-Session's Redis backend as its docs configure it (one blob, read and written back)."
+    position = 25
+    credential = f"cookie {COOKIE}"
+    session_cookie = COOKIE
+    dependencies = ("redis",)
+    refreshes_every_use = True  # SESSION_REFRESH_EACH_REQUEST, Flask's default
+
+    def __init__(self, settings, **kwargs):
+        super().__init__(settings, **kwargs)
+        self.client = redis_client.connect(settings, decode_responses=False)  # msgpack blobs are bytes
+        self.interface: _Interface | None = None
+
+    def init_app(self, app) -> None:
+        # Flask's settings that Flask-Session reads: the Redis TTL and the cookie's lifetime come from
+        # PERMANENT_SESSION_LIFETIME (31 days by default; here the lab's idle timeout, as every strategy's),
+        # the cookie's attributes from SESSION_COOKIE_*. Nothing else in the app uses Flask's session.
+        app.config.update(PERMANENT_SESSION_LIFETIME=timedelta(seconds=self.settings.idle_timeout),
+                          SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=self.settings.cookie_secure)
+        self.interface = _Interface(app, client=self.client, key_prefix=KEY_PREFIX)
+
+    def login(self, user: str) -> Session:
+        now = self.clock()
+        stored = self.interface.session_class(sid=self.interface._generate_sid(self.interface.sid_length),
+                                              permanent=True)
+        stored.update(user=user, items=[], version=0, created=now, seen=now, keys=[])
+        g.flask_session = stored
+        return self._session(stored)
+
+    def current(self, request: Request) -> Session:
+        sid = self.session_id_from_cookie(request, COOKIE)
+        store_id = self.interface._get_store_id(sid)
+        with store_errors():
+            data = self.interface._retrieve_session_data(store_id)
+        if data is None:
+            raise Unauthorized("unknown session (expired, logged out, or the store lost it)")
+        stored = self.interface.session_class(data, sid=sid)
+        now = self.clock()
+        if now - stored["seen"] >= self.settings.idle_timeout or self.past_absolute(stored["created"], now):
+            with store_errors():
+                self.interface._delete_session(store_id)
+            raise Unauthorized("session expired")
+        stored["seen"] = now
+        g.flask_session = stored
+        return self._session(stored)
+
+    def add_item(self, session: Session, item: str, key: str | None = None) -> Session:
+        stored = g.flask_session
+        if key is not None and key in stored["keys"]:
+            return self._session(stored)  # a replay of an add already applied
+        self.refuse_if_full(stored["items"])
+        # Reassigned, not appended: Flask-Session notices only assignments (its ServerSideSession docstring).
+        stored["items"] = [*stored["items"], item]
+        stored["version"] = stored["version"] + 1
+        if key is not None:
+            stored["keys"] = [*stored["keys"], key][-self.settings.max_cart_items:]
+        return self._session(stored)
+
+    def end(self, request: Request) -> None:
+        sid = request.cookies.get(COOKIE)
+        if looks_like_session_id(sid):
+            with store_errors():
+                self.interface._delete_session(self.interface._get_store_id(sid))
+
+    def issue(self, session: Session, body: dict, response: Response) -> str:
+        with store_errors():
+            self.interface.save_session(current_app, g.flask_session, response)  # SET of the whole blob, TTL, cookie
+        return session.sid
+
+    def revoke(self, response: Response) -> None:
+        self.delete_cookie(response, COOKIE)
+
+    def check_ready(self) -> dict[str, str]:
+        with store_errors():
+            self.client.ping()
+        return {"redis": "ok"}
+
+    @staticmethod
+    def _session(stored) -> Session:
+        return Session(stored["user"], list(stored["items"]), stored["created"], stored.sid, stored["version"])
