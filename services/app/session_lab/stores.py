@@ -50,25 +50,28 @@ RETRYABLE = (redis.ConnectionError, redis.TimeoutError, ReadOnlyError, ClusterDo
 def run_script(conn: redis.Redis, script, keys: list[str], args: list, replicas: int, timeout_ms: int):
     """EVALSHA, then WAIT on the same connection when `replicas` (WAIT only counts this connection's writes,
     and is a no-op inside MULTI or a script). A promoted replica may have an empty script cache: on
-    NOSCRIPT nothing ran, so the same pipeline is sent again with the script's body.
+    NOSCRIPT nothing ran, so the same command(s) are sent again with the script's body.
     Returns (the script's reply, replicas that confirmed; 0 when none were asked)."""
     for by_sha in (True, False):
-        pipe = conn.pipeline(transaction=False)
-        if by_sha:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
-        else:
-            pipe.eval(script.body, len(keys), *keys, *args)
-        if replicas:
-            pipe.execute_command("WAIT", replicas, timeout_ms)
         try:
+            if not replicas:  # one command, no pipeline to build and parse: a read's whole store round trip
+                if by_sha:
+                    return conn.evalsha(script.sha, len(keys), *keys, *args), 0
+                return conn.eval(script.body, len(keys), *keys, *args), 0
+            pipe = conn.pipeline(transaction=False)
+            if by_sha:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            else:
+                pipe.eval(script.body, len(keys), *keys, *args)
+            pipe.execute_command("WAIT", replicas, timeout_ms)
             out = pipe.execute()
+            return out[0], int(out[1])
         except NoScriptError:
             continue
         except ResponseError as exc:
             if str(exc).startswith("NOREPLICAS"):
                 raise NoReplicas(str(exc)) from exc
             raise
-        return out[0], (int(out[1]) if replicas else 0)
     raise NoScriptError("the store refused the script twice")
 
 
