@@ -20,6 +20,13 @@ def test_node_local_strategies_need_sticky_and_only_none_keeps_nothing():
     assert [n for n, c in by_name.items() if not c.keeps_state] == ["none"]
 
 
+def test_only_the_peer_can_drop_parallel_adds_and_only_client_held_state_keeps_the_last():
+    by_name = {cls.name: cls for cls in strategies.classes()}
+    assert {c.concurrent_adds for c in by_name.values()} == {"kept", "last-wins", "may-drop"}
+    assert [n for n, c in by_name.items() if c.concurrent_adds == "may-drop"] == ["flask-session"]
+    assert [n for n, c in by_name.items() if c.concurrent_adds == "last-wins"] == ["jwt", "client"]
+
+
 def test_the_api_lists_the_registry(settings):
     from session_lab import create_app
 

@@ -52,6 +52,11 @@ class Strategy(ABC):
     # True: every use writes the session back and hands out its credential again; False: only a change or a use
     # SESSION_REFRESH_AFTER after the last refresh does (docs/strategies.md).
     refreshes_every_use: ClassVar[bool] = False
+    # What adds sent at once to one session leave in it (`make bench`'s race measures it): "kept", each add
+    # changes the stored cart in place; "last-wins", the state travels with the client, which keeps the last
+    # answer's; "may-drop", each request reads the whole session and writes it back, so a later write can drop
+    # an earlier add, how many depends on the timing.
+    concurrent_adds: ClassVar[str] = "kept"
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time):
         self.settings = settings
@@ -118,6 +123,7 @@ class Strategy(ABC):
             "confirms_writes": self.confirms_writes,
             "node_replica": self.node_replica,
             "refreshes_every_use": self.refreshes_every_use,
+            "concurrent_adds": self.concurrent_adds,
         }
 
     # -- shared helpers ---------------------------------------------------------------------------

@@ -39,6 +39,7 @@ class ClientState(Strategy):
     summary = "Client-side state: the whole session travels encrypted with every request and response."
     position = 40
     credential = f"cookie {COOKIE} or header {HEADER} (returned in the cookie and in the JSON field `client_session`)"
+    concurrent_adds = "last-wins"  # each add seals a new state from the one presented
     revocable = False  # the client can replay any state it once held, logged out or not
 
     def __init__(self, settings, **kwargs):

@@ -47,6 +47,7 @@ class FlaskSessionPeer(Strategy):
     summary = "Peer baseline: Flask-Session's Redis backend as its docs configure it (one blob, read and written back)."
     position = 25
     credential = f"cookie {COOKIE}"
+    concurrent_adds = "may-drop"  # read the whole blob, written back at the end of the request
     session_cookie = COOKIE
     dependencies = ("redis",)
     refreshes_every_use = True  # SESSION_REFRESH_EACH_REQUEST, Flask's default

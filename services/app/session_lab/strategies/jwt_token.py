@@ -37,6 +37,7 @@ class JwtToken(Strategy):
     summary = "Stateless signed JWT; the cart lives in the token's claims and each change returns a new token."
     position = 30
     credential = "Authorization: Bearer <token> (token returned in the JSON field `token`)"
+    concurrent_adds = "last-wins"  # each add signs a new token from the one presented
     revocation_via = ("redis",)
 
     def __init__(self, settings, revocation_client: redis.Redis | None = None, **kwargs):
