@@ -15,6 +15,7 @@ recovers the faulted service, restores the routing mode, and keeps the data gath
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -41,7 +42,6 @@ sys.path.insert(0, str(ROOT / "services" / "app"))
 from session_lab import strategies as registry  # noqa: E402
 
 MODES = sorted(p.stem for p in (ROOT / "loadbalancer" / "modes").glob("*.conf"))
-ONE_NODE_MODES = ("ip-hash",)  # every client of the lab shares one address, so one node takes everyone
 # Under load, each user sends a request every LOAD_PACING s, so users = rate x LOAD_PACING; they start
 # LOAD_SPAWN_RATE a second, below the balancer's 50 logins a second per address (loadbalancer/nginx.conf).
 LOAD_PACING = 0.25
@@ -220,9 +220,14 @@ def wait_balanced(timeout: float = 60) -> None:
     start with every new user on the one node that had stayed up."""
     deadline = time.monotonic() + timeout
     seen: set[str] = set()
-    while time.monotonic() < deadline:
+    for probe in itertools.count():
+        if time.monotonic() >= deadline:
+            break
+        # A client address of its own per probe, as the load users send (ip-hash routes by it; other modes
+        # ignore it); nginx's ip_hash hashes the first three octets, so the probes differ in the third.
+        headers = {"Connection": "close", "X-Forwarded-For": f"198.18.{probe % 256}.1"}
         try:
-            request = urllib.request.Request(LAB_URL + "/healthz", headers={"Connection": "close"})
+            request = urllib.request.Request(LAB_URL + "/healthz", headers=headers)
             with urllib.request.urlopen(request, timeout=3) as answer:
                 seen.add(answer.headers.get("X-Served-By", ""))
         except (urllib.error.URLError, OSError):
@@ -288,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             for step in steps:
                 if current_mode() != step.mode:
                     switch_mode(step.mode)
-                if progress.done and step.mode not in ONE_NODE_MODES:
+                if progress.done:
                     wait_balanced()
                 scenario = run_scenario(run_dir, step, schedule, args, chosen, progress, timeline, scenarios,
                                         capacity_rps)

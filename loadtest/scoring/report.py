@@ -50,8 +50,10 @@ WHY = {
             "never applies an add twice. The dead node's address stops answering, so nginx's 200 ms connect "
             "timeout shows as a short latency spike until it marks the node down (max_fails=1, fail_timeout=5s). "
             "Node-local (memory) sessions on app2 are gone: under sticky routing exactly those users log in "
-            "again elsewhere, while the replicated ones are served by app3, app2's buddy, from its copies; under ip-hash every user sits on the one node the Docker bridge's address hashes "
-            "to, so a kill costs nothing or everything.",
+            "again elsewhere, while the replicated ones are served by app3, app2's buddy, from its copies; under ip-hash the load users' forwarded addresses "
+            "spread them too, so the kill costs the memory users hashed to app2 their sessions; nginx rehashes "
+            "them elsewhere meanwhile, and sends them back when app2 returns, which costs the sessions they "
+            "started during the outage.",
     "stop": "SIGTERM lets gunicorn finish in-flight requests (graceful_timeout 10 s, stop_grace_period 15 s). "
             "It also closes idle keepalive connections, and a request nginx sends on one at that instant is "
             "replayed on another node, so no request fails; memory sessions on app2 are still lost, because "

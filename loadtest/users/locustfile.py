@@ -4,7 +4,9 @@
 
 One user class per strategy, made from the registry (no hand list). Each user logs in, adds items and reads
 its cart, and classifies every answer (see oracle.py). At the end of a session it logs out and, once the
-revocation bound has passed, replays its old credential, which a revocable strategy must refuse. Semantic
+revocation bound has passed, replays its old credential, which a revocable strategy must refuse. Each user
+sends X-Forwarded-For with an address of its own, as clients behind a proxy do; only ip-hash routing reads it
+(from the trusted proxy, loadbalancer/modes/ip-hash.conf), so users spread over the nodes there too. Semantic
 outcomes are Locust failures named `session_lost`, `writes_lost`, `foreign`, `not_revoked` and
 `error: ...`. Settings, from the environment:
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import os
+import random
 import sys
 import time
 import uuid
@@ -43,6 +46,12 @@ PACING = float(os.environ.get("LOADTEST_PACING", "0.2"))
 ITEMS_PER_SESSION = int(os.environ.get("LOADTEST_ITEMS_PER_SESSION", "15"))
 
 
+def client_address() -> str:
+    """An address in RFC 2544's benchmarking range, 198.18.0.0/15, in one of its 512 /24 networks: nginx's
+    ip_hash hashes an IPv4 address's first three octets, so users must differ there to spread."""
+    return f"198.{random.randint(18, 19)}.{random.randrange(256)}.{random.randint(1, 254)}"
+
+
 def chosen_strategies() -> list[type[registry.Strategy]]:
     wanted = [s.strip() for s in os.environ.get("LOADTEST_STRATEGIES", "").split(",") if s.strip()]
     known = {cls.name: cls for cls in registry.classes()}
@@ -64,6 +73,7 @@ class SessionUser(FastHttpUser):
 
     def on_start(self):
         self.name = f"{self.strategy}-{uuid.uuid4().hex[:10]}"
+        self.address = client_address()
         self.expect: Expectation | None = None
         self.token = self.client_state = None
         self.seq = 0
@@ -112,7 +122,9 @@ class SessionUser(FastHttpUser):
 
     def _call(self, action: str, method: str, path: str, payload: dict | None, judge,
               idempotency_key: str | None = None) -> Verdict:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        headers = {"X-Forwarded-For": self.address}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         if self.client_state:

@@ -34,9 +34,21 @@ def test_sticky_keeps_a_user_on_one_node_and_spreads_new_users(lab):
     assert first_nodes == set(NODES), "new users are not balanced over the nodes"
 
 
-def test_ip_hash_sends_everyone_to_one_node(lab):
+def test_ip_hash_sends_everyone_to_one_node_unless_the_trusted_proxy_names_the_client(lab):
+    import requests
+
     lab.switch_mode("ip-hash")
-    assert len(served_by(lab)) == 1  # every request comes from the Docker bridge's address
+    assert len(served_by(lab)) == 1  # every connection comes from the Docker bridge's host end
+    # Through the published port the bridge's host end is the trusted proxy (LB_TRUSTED_PROXY), so the
+    # client address it forwards is hashed: each client stays on its node, the clients spread over all three.
+    node_of = {}
+    for client in range(30):
+        address = f"198.18.{client}.7"  # one /24 each: ip_hash hashes three octets
+        served = {requests.get(lab.url + "/healthz", headers={"X-Forwarded-For": address}, timeout=10)
+                  .headers["X-Served-By"] for _ in range(3)}
+        assert len(served) == 1, f"{address} was served by {served}"
+        node_of[address] = served.pop()
+    assert set(node_of.values()) == set(NODES)
 
 
 def test_least_conn_uses_every_node(lab):

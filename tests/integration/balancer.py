@@ -245,9 +245,11 @@ def host_config(text: str, tmp: Path, port: int) -> str:
     return _replace_once(text, "http {\n", "http {\n" + temp)
 
 
-def render_mode(mode: str, app_nodes: str) -> str:
-    """upstreams.conf for `mode`, as render-mode.sh writes it from APP_NODES ("name=host:port ...")."""
-    done = subprocess.run(["sh", str(LB / "render-mode.sh"), mode], env={**os.environ, "APP_NODES": app_nodes},
+def render_mode(mode: str, app_nodes: str, trusted_proxy: str = "") -> str:
+    """upstreams.conf for `mode`, as render-mode.sh writes it from APP_NODES ("name=host:port ...") and
+    LB_TRUSTED_PROXY."""
+    env = {**os.environ, "APP_NODES": app_nodes, "LB_TRUSTED_PROXY": trusted_proxy}
+    done = subprocess.run(["sh", str(LB / "render-mode.sh"), mode], env=env,
                           check=True, capture_output=True, text=True, timeout=30)
     return done.stdout
 
@@ -255,8 +257,8 @@ def render_mode(mode: str, app_nodes: str) -> str:
 class Balancer:
     """The project's nginx config, rendered in one routing mode over `nodes`, run by the host's nginx."""
 
-    def __init__(self, tmp: Path, nodes: list[Node], mode: str = "round-robin"):
-        self.tmp, self.nodes, self.mode = tmp, nodes, mode
+    def __init__(self, tmp: Path, nodes: list[Node], mode: str = "round-robin", trusted_proxy: str = ""):
+        self.tmp, self.nodes, self.mode, self.trusted_proxy = tmp, nodes, mode, trusted_proxy
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self.log_path = tmp / "error.log"
@@ -264,7 +266,7 @@ class Balancer:
     def render(self) -> None:
         shutil.copy(LB / "proxy.conf", self.tmp / "proxy.conf")
         app_nodes = " ".join(f"{n.name}={n.address}" for n in self.nodes)
-        (self.tmp / "upstreams.conf").write_text(render_mode(self.mode, app_nodes))
+        (self.tmp / "upstreams.conf").write_text(render_mode(self.mode, app_nodes, self.trusted_proxy))
         env = {**os.environ, "LOGIN_RATE_LIMIT": "1000r/s", "LOGIN_BURST": "1000"}
         subprocess.run(["sh", str(LB / "render-limits.sh"), str(self.tmp)], env=env, check=True, timeout=30)
         (self.tmp / "nginx.conf").write_text(host_config(NGINX_CONF.read_text(), self.tmp, self.port))

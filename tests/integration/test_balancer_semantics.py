@@ -241,6 +241,30 @@ def test_outside_sticky_mode_a_failed_request_gets_no_second_round(balancer, nod
     assert sum(node.received for node in nodes) == 1
 
 
+# --- ip-hash behind a proxy -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("trusted_proxy", "spread"), [("127.0.0.1", True), ("10.9.9.0/24", False), ("", False)])
+def test_ip_hash_hashes_the_forwarded_address_only_from_the_trusted_proxy(tmp_path, nodes, trusted_proxy, spread):
+    """Clients behind a proxy, one /24 each (ip_hash hashes three octets): from the trusted proxy (here the
+    test, on 127.0.0.1) each client keeps one node and the clients spread over all three; from any other
+    address the header is ignored, so everyone shares the proxy's one node, ip-hash's pitfall."""
+    require(shutil.which("nginx") is not None, "nginx is not installed (apt-get install nginx-light)")
+    lb = Balancer(tmp_path, nodes, "ip-hash", trusted_proxy=trusted_proxy)
+    try:
+        lb.start()
+        nodes_of = {}
+        for client in range(30):
+            address = f"198.18.{client}.7"  # RFC 2544's benchmarking range
+            served = {lb.get("/api/memory/cart", headers={"X-Forwarded-For": address}).headers["x-served-by"]
+                      for _ in range(3)}
+            assert len(served) == 1, f"{address} was served by {served}"
+            nodes_of[address] = served.pop()
+    finally:
+        lb.stop()
+    assert set(nodes_of.values()) == (set(NODE_NAMES) if spread else {nodes_of["198.18.0.7"]})
+
+
 # --- every mode -----------------------------------------------------------------------------------------------
 
 
