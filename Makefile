@@ -17,6 +17,8 @@ SEED ?=
 NODE ?=
 QUICK ?=
 SUITE ?=
+MODES ?=
+STRATEGIES ?=
 DURATION ?= 600
 RESULTS := results/$(shell date -u +%Y%m%dT%H%M%SZ)
 export LAB_URL
@@ -27,7 +29,7 @@ include offline-images/offline.env
 export PYTHON_IMAGE NGINX_IMAGE REDIS_IMAGE
 endif
 
-.PHONY: help env up down logs ps lb offline-images venv test test-unit test-integration test-e2e bench \
+.PHONY: help env up down logs ps lb offline-images venv test test-guide test-unit test-integration test-e2e bench \
 	load load-ui chaos kill-node experiment soak rotate-jwt-key
 
 help: ## Show this help
@@ -72,8 +74,9 @@ kill-node: venv ## SIGKILL one app node, bring it back after HOLD s (0: leave it
 	@if [ -z "$(NODE)" ]; then echo "usage: make kill-node NODE=app1|app2|app3 [HOLD=15]" >&2; exit 2; fi
 	$(VENV)/bin/python -m loadtest.faults.chaos --fault kill --target $(NODE) --hold $(HOLD) --timeline results/chaos-timeline.jsonl
 
-experiment: venv ## Every strategy under faults; scorecard and report in results/ (QUICK=1: ~3.5 min; SUITE=stores|saturation)
-	$(VENV)/bin/python -m loadtest.runs.experiment $(if $(QUICK),--quick) $(if $(SUITE),--suite $(SUITE))
+experiment: venv ## Every strategy under faults; scorecard and report in results/ (QUICK=1: ~3.5 min; SUITE=stores|saturation; MODES=sticky,round-robin; STRATEGIES=memory,redis)
+	$(VENV)/bin/python -m loadtest.runs.experiment $(if $(QUICK),--quick) $(if $(SUITE),--suite $(SUITE)) \
+		$(if $(MODES),--modes $(MODES)) $(if $(STRATEGIES),--strategies $(STRATEGIES))
 
 bench: venv ## Throughput, latency and CPU per request of every strategy at saturation, through nginx (QUICK=1: ~3 min; STRATEGIES=redis,jwt; SUITE=growth; needs wrk)
 	$(VENV)/bin/python -m loadtest.bench.run $(if $(QUICK),--quick) $(if $(STRATEGIES),--only $(STRATEGIES)) \
@@ -96,8 +99,11 @@ $(VENV)/.installed: requirements-dev.txt services/app/requirements.txt
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	@touch $@
 
-test: venv ## Run every test: unit, integration (real Redis) and e2e (the compose stack)
-	$(VENV)/bin/pytest tests
+test: venv ## Run every test: the workshop guide's labs, unit, integration (real Redis) and e2e (the compose stack)
+	$(VENV)/bin/pytest
+
+test-guide: venv ## Run the workshop guide's commands against the lab's stack on port 8080, as a learner would
+	$(VENV)/bin/pytest docs/workshop
 
 test-unit: venv ## Unit tests only (no services)
 	$(VENV)/bin/pytest tests/unit
