@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from session_lab import strategies
 
-from loadtest.scoring import verdict
+from loadtest.scoring import report, verdict
 
 CLASSES = {cls.name: cls for cls in strategies.classes()}
 ORDER = list(CLASSES)
@@ -153,3 +153,33 @@ def test_the_figure_is_written_with_a_colour_for_each_category_present(tmp_path)
     assert saved["strategies"] == grid.strategies and saved["strategies"][-1] == "none"
     memory_sticky = saved["columns"][column(grid, "kill app2", "sticky")]["cells"]["memory"]
     assert (memory_sticky["category"], memory_sticky["label"]) == ("sessions", "2 sess")
+
+
+def synthetic_run(run_dir):
+    scenarios = [{"id": f"{mode}--kill-app2", "mode": mode, "fault": "kill", "target": "app2", "start": 0.0,
+                  "inject": 5.0, "recovered": 8.0, "end": 20.0} for mode in ("round-robin", "sticky")]
+    for s in scenarios:
+        raw = run_dir / "raw" / s["id"]
+        raw.mkdir(parents=True)
+        lines = ["t,strategy,user,action,status,outcome,lost_items,latency_ms,node"]
+        lines += [f"{t}.5,{name},u-{name},read,200,ok,0,12.0,app1" for t in range(20) for name in ("redis", "memory")]
+        if s["mode"] == "round-robin":
+            lines += ["9.0,memory,u-memory,read,401,session_lost,0,12.0,app3"]
+        (raw / "requests.csv").write_text("\n".join(lines) + "\n")
+    (run_dir / "scenarios.json").write_text(json.dumps(scenarios))
+
+
+def test_the_reports_open_with_the_figure_and_paragraph_and_a_rebuild_redraws_them(tmp_path):
+    synthetic_run(tmp_path)
+    report.write(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert md.splitlines()[0].startswith("![") and md.splitlines()[0].endswith("(verdict.png)")
+    assert md.splitlines()[2].startswith("`redis` lost nothing")
+    assert "`memory` 1 in kill app2 (round-robin)" in md.splitlines()[2]
+    assert md.index("## Scorecard") > md.index("verdict.png")
+    page = (tmp_path / "report.html").read_text()
+    body = page[page.index("</h1>"):]
+    assert body.index("<img src='verdict.png'") < body.index("redis lost nothing") < body.index("<p>")
+    (tmp_path / "verdict.png").unlink()
+    assert report.main([str(tmp_path)]) == 0
+    assert (tmp_path / "verdict.png").stat().st_size > 10_000
