@@ -262,8 +262,9 @@ def paragraph(grid: Grid, code=lambda name: name) -> str:
 CELL_W, CELL_H = 1.2, 0.6  # inches: room for "2,877 sess" over "+718 err" at the sizes below
 FONT = 14  # points: legible on a projector when the figure is scaled to the screen's width
 SMALL = 11
-CHAR_W = 0.12  # inches per character of FONT, bold: how much of a heading fits a column
-LINE = {FONT: 0.38, SMALL: 0.3}  # a line of text at that size, in rows (CELL_H)
+HEAD = 13  # a fault's heading: one size down, so "app-nodes" clears the lines beside a one-column fault
+CHAR_W = 0.12  # inches per character of HEAD, bold, with a margin: how much of a heading fits a column
+LINE = {HEAD: 0.36, SMALL: 0.3}  # a line of text at that size, in rows (CELL_H)
 
 
 def _ink(colour: str) -> str:
@@ -306,7 +307,7 @@ def plot(grid: Grid, path: Path) -> None:
     mode_lines = max([len(c.where.splitlines()) for c in grid.columns] + [1])
     fault_lines = max([len(h.splitlines()) for h in headings.values()] + [1])
     mode_h = 0.15 + mode_lines * LINE[SMALL]  # rows
-    head_h = mode_h + 0.15 + fault_lines * LINE[FONT]
+    head_h = mode_h + 0.15 + fault_lines * LINE[HEAD]
     names = [s + ("\n(no state)" if s in grid.baseline else "") for s in grid.strategies]
     name_w = CHAR_W * max([len(line) for n in names for line in n.splitlines()] + [6]) + 0.3
     title_h, legend_h = 0.95, 1.0  # inches
@@ -344,7 +345,7 @@ def plot(grid: Grid, path: Path) -> None:
         ax.text(j + 0.5, -0.1, column.where, ha="center", va="bottom", fontsize=SMALL, style="italic",
                 color="#333", linespacing=1.0)
     for j, span in spans:
-        ax.text(j + span / 2, -mode_h - 0.1, headings[j], ha="center", va="bottom", fontsize=FONT,
+        ax.text(j + span / 2, -mode_h - 0.1, headings[j], ha="center", va="bottom", fontsize=HEAD,
                 fontweight="bold", linespacing=1.0)
         if j:
             ax.plot([j, j], [-head_h, n_rows], color="black", linewidth=1.5, clip_on=False)
