@@ -326,7 +326,8 @@ def finish(run_dir: Path, scenarios: list[dict], status: int) -> int:
         return status or 1
     (run_dir / "scenarios.json").write_text(json.dumps(scenarios, indent=2))
     verdict = report.write(run_dir)
-    print(f"\nscorecard: {run_dir / 'scorecard.md'}\nreport:    {run_dir / 'report.html'}")
+    print(f"\nscorecard: {run_dir / 'scorecard.md'}\nreport:    {run_dir / 'report.html'} "
+          f"({run_dir / 'report.md'}; at a glance: {run_dir / 'verdict.png'})")
     deviated = [v for v in verdict if not v["held"]]
     for v in deviated:
         print(f"DEVIATED {v['hypothesis']}: {v['strategy']} / {v['mode']} / {v['fault']}: {v['detail']}")

@@ -1,4 +1,5 @@
-"""Scorecard (JSON and Markdown), per-second series, plots and the HTML report for one run folder.
+"""Scorecard (JSON and Markdown), per-second series, plots and the report (HTML and Markdown) for one run folder.
+Both reports open with the verdict at a glance (verdict.png, loadtest/scoring/verdict.py).
 
     python -m loadtest.scoring.report results/<run>     rebuilds all of it from the raw data in that folder
 """
@@ -18,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from loadtest.faults.store_roles import HA_STORES, store_of  # noqa: E402
 from loadtest.scoring import analysis, expectations, replication_report, saturation_report  # noqa: E402
+from loadtest.scoring import verdict as glance  # `verdict` below: the hypotheses' results
 from loadtest.users import record  # noqa: E402
 from loadtest.faults.compose import ROOT  # noqa: E402
 from loadtest.users.oracle import ERROR, SESSION_LOST, WRITES_LOST  # noqa: E402
@@ -259,11 +261,16 @@ def write(run_dir: Path) -> list[dict]:
     cost = replication_report.cost_rows(rows, scenarios, classes)
     run = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     under_load = saturation_report.rows_under_load(rows)
-    (run_dir / "scorecard.md").write_text(
+    scorecard = (
         markdown(rows) + ("\n## Store faults\n\n" + store_markdown(rows) if store_rows(rows) else "")
         + ("\n## What node replication costs\n\n" + replication_report.markdown(cost) if cost else "")
         + ("\n## Failover under load\n\n" + saturation_report.markdown(rows, run.get("capacity_rps"))
            if under_load else ""))
+    (run_dir / "scorecard.md").write_text(scorecard)
+    # The verdict at a glance opens both reports; the none baseline (keeps no state) is drawn last.
+    grid, _ = glance.write(run_dir, rows, list(classes), {n for n, c in classes.items() if not c.keeps_state},
+                           [analysis.fault_name(s) for s in scenarios])
+    (run_dir / "report.md").write_text(glance.markdown(grid) + "\n## Scorecard\n\n" + scorecard)
     (run_dir / "expectations.json").write_text(json.dumps(verdict, indent=2))
     plots = run_dir / "plots"
     plots.mkdir(exist_ok=True)
@@ -287,11 +294,13 @@ def write(run_dir: Path) -> list[dict]:
     if under_load:
         saturation_report.plot(rows, plots / "saturation.png")
     sections = replication_report.section(cost) + saturation_report.section(rows, run.get("capacity_rps"))
-    (run_dir / "report.html").write_text(page(run_dir, scenarios, rows, verdict, sections))
+    (run_dir / "report.html").write_text(page(run_dir, scenarios, rows, verdict, sections, glance.paragraph(grid)))
     return verdict
 
 
-def page(run_dir: Path, scenarios: list[dict], rows: list[dict], verdict: list[dict], sections: str = "") -> str:
+def page(run_dir: Path, scenarios: list[dict], rows: list[dict], verdict: list[dict], sections: str = "",
+         at_a_glance: str = "") -> str:
+    """The HTML report; `at_a_glance`: the verdict paragraph, shown under verdict.png before everything else."""
     e = html.escape
     run = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     held = sum(v["held"] for v in verdict)
@@ -332,9 +341,11 @@ body {{ font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 1200p
 table {{ border-collapse: collapse; font-size: 12px; margin: 1em 0; }}
 td, th {{ border: 1px solid #ccc; padding: 3px 6px; text-align: right; }}
 td:first-child, th:first-child, td:nth-child(2), td:nth-child(3) {{ text-align: left; }}
-.bad {{ color: #b00; }} .good {{ color: #070; }} img {{ max-width: 100%; }}
+.verdict {{ font-size: 16px; }} .bad {{ color: #b00; }} .good {{ color: #070; }} img {{ max-width: 100%; }}
 </style>
 <h1>Which session strategies survive failover?</h1>
+<img src='{glance.FIGURE}' alt='{e(glance.ALT)}'>
+<p class=verdict>{e(at_a_glance)}</p>
 <p>{len(scenarios)} scenarios ({e(run.get('suite', 'quick' if run.get('quick') else 'full'))} suite
 {e(json.dumps(run.get('schedule', {})))}),
 {run.get('users', '?')} simulated users spread over {e(', '.join(run.get('strategies', [])))}, against

@@ -72,8 +72,8 @@ def synthetic_run(run_dir: Path, outcome: str) -> list[dict]:
 
 def test_a_clean_run_exits_0_and_writes_everything(tmp_path):
     assert experiment.finish(tmp_path, synthetic_run(tmp_path, "ok"), 0) == 0
-    for name in ["scorecard.json", "scorecard.md", "expectations.json", "per_second.csv", "report.html",
-                 "plots/losses.png", "plots/sticky--kill-app2.png"]:
+    for name in ["scorecard.json", "scorecard.md", "expectations.json", "per_second.csv", "report.html", "report.md",
+                 "verdict.png", "verdict.json", "plots/losses.png", "plots/sticky--kill-app2.png"]:
         assert (tmp_path / name).stat().st_size > 0, name
     assert json.loads((tmp_path / "scorecard.json").read_text())[0]["requests"] == 21
 
