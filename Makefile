@@ -29,7 +29,7 @@ include offline-images/offline.env
 export PYTHON_IMAGE NGINX_IMAGE REDIS_IMAGE
 endif
 
-.PHONY: help env up down logs ps lb offline-images venv test test-guide test-unit test-integration test-e2e bench \
+.PHONY: help env up down logs ps reset lb offline-images venv test test-guide test-unit test-integration test-e2e bench \
 	load load-ui chaos kill-node experiment soak rotate-jwt-key
 
 help: ## Show this help
@@ -51,6 +51,9 @@ logs: ## Follow the logs of every service
 
 ps: ## Show the services and their health
 	$(COMPOSE) ps --format "table {{.Service}}\t{{.Status}}\t{{.Ports}}"
+
+reset: venv ## Back to where every workshop lab starts: all services healthy, stores whole, round-robin
+	@$(VENV)/bin/python -m loadtest.runs.reset
 
 lb: ## Switch the running balancer's routing: make lb MODE=round-robin|sticky|ip-hash|least-conn
 	@if [ -z "$(MODE)" ]; then echo "usage: make lb MODE=round-robin|sticky|ip-hash|least-conn" >&2; exit 2; fi
