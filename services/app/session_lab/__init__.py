@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import api, demo, errors, health, lab, strategies
-from .replication import channel
 from .config import Settings
 from .limits import RESPONSE_HEADERS_MAX, header_block_bytes
+from .replication import channel
 
 log = logging.getLogger(__name__)
 

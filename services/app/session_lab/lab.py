@@ -56,8 +56,10 @@ def probe_node(name: str, address: str, timeout: float = PROBE_TIMEOUT) -> dict:
         state, detail = ("up", "ok") if named == name else ("down", f"/healthz answered {answer.status}")
     except TimeoutError:
         state, detail = "no-answer", f"no answer within {timeout:g} s"
+    except ConnectionRefusedError:
+        state, detail = "down", "connection refused"
     except (OSError, http.client.HTTPException, ValueError, AttributeError) as exc:
-        state, detail = "down", type(exc).__name__ if not str(exc) else str(exc)[:120]
+        state, detail = "down", (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)[:120]
     finally:
         conn.close()
     return {"name": name, "state": state, "detail": detail, "ms": round((time.monotonic() - started) * 1000, 1)}

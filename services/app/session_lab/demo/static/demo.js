@@ -279,9 +279,12 @@ function traitsOf(t) {
 function render() {
   const s = page.state;
   const t = page.strategy;
-  const count = s.items ? s.items.length : null;
+  // No session where the last answer came from: the cart, as far as this node knows, is empty.
+  const count = s.items ? s.items.length : s.last ? 0 : null;
   $("cart-count").textContent = count === null ? "–" : String(count);
   $("banner-count").textContent = count === null ? "–" : String(count);
+  $("banner-unit").textContent = count === 1 ? "item" : "items";
+  $("cart-unit").textContent = count === 1 ? "item" : "items";
   $("banner-strategy").textContent = t.name;
   $("cart-user").textContent = s.user || "nobody";
   const list = $("cart-items");
@@ -295,7 +298,8 @@ function render() {
   $("strategy-summary").textContent = t.summary;
   $("strategy-traits").replaceChildren(...traitsOf(t).map((x) => el("li", "", x)));
   const node = s.last && s.last.node;
-  document.title = node ? `${node} · ${count === null ? "no session" : `${count} items`} · Session Lab` : "Session Lab";
+  const items = s.items ? `${count} item${count === 1 ? "" : "s"}` : "no session";
+  document.title = node ? `${node} · ${items} · Session Lab` : "Session Lab";
   renderTimeline();
   renderKill();
 }
@@ -316,7 +320,7 @@ function renderTimeline() {
       el("span", `status${e.status === 200 ? "" : " bad"}`, e.status === 0 ? "down" : String(e.status)),
       el("span", "what", e.what),
       el("span", "ms", `${e.ms} ms`),
-      el("span", "count", e.count === null ? "no cart" : `${e.count} items`),
+      el("span", "count", e.count === null ? "no cart" : `${e.count} item${e.count === 1 ? "" : "s"}`),
     );
     if (e.lost) {
       const marker = el("span", "loss", `✗ cart lost ${e.lost.from}→${e.lost.to}: ${e.lost.before}→${e.lost.after}`);
@@ -406,6 +410,7 @@ async function pollLab() {
 // --- start ------------------------------------------------------------------------------------------
 
 function applyProjector(on) {
+  document.documentElement.classList.toggle("projector", on);
   document.body.classList.toggle("projector", on);
   $("projector-toggle").checked = on;
 }
