@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, errors, health, strategies
-from .replication import channel
+from . import api, demo, errors, health, lab, strategies
 from .config import Settings
 from .limits import RESPONSE_HEADERS_MAX, header_block_bytes
+from .replication import channel
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
     errors.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(lab.bp)
+    app.register_blueprint(demo.bp)
     app.register_blueprint(channel.bp)
 
     @app.before_request

@@ -72,6 +72,9 @@ def _state(strategy: Strategy, session: Session, status: int = 200) -> Response:
             f"the {strategy.name} credential would be {len(credential)} bytes, over the {CREDENTIAL_MAX_BYTES}-byte "
             "budget every layer accepts; nothing was changed"
         )
+    if credential is not None:
+        # An HttpOnly cookie is out of a page's reach, so the answer says how large the credential is.
+        body["credential_bytes"] = len(credential.encode())
     response.set_data(current_app.json.dumps(body))
     return response
 
