@@ -5,6 +5,9 @@ labelled with how much:
 
     nothing  <  errors only, state kept (failed requests)  <  sessions lost  <  acknowledged writes lost
 
+and, apart, sessions the routing lost before the fault as well (node-local sessions under routing that
+spreads a user's requests): the fault did not cause those, so they are grey, not orange.
+
 A fault gets one column per group of routing modes that agree (every strategy in the same category), so
 routing shows only where it changes an outcome; the numbers of a merged column are totals over its modes.
 Strategy order comes from the registry (the caller passes it) or from the data; strategies that keep no
@@ -16,6 +19,7 @@ Written beside the figure: verdict.json, the grid it was drawn from (cells, coun
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +31,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from loadtest.scoring.analysis import fault_name
 
-NOTHING, ERRORS, SESSIONS, WRITES = "nothing", "errors", "sessions", "writes"
+NOTHING, ERRORS, ROUTING, SESSIONS, WRITES = "nothing", "errors", "routing", "sessions", "writes"
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,9 @@ class Category:
 CATEGORIES = [
     Category(NOTHING, "", "", "0   nothing lost, no error", "#7fcdb4"),
     Category(ERRORS, "errors", "err", "err   failed requests, all state kept", "#fed45c"),
+    # Grey: lost before the fault too, so the routing's cost, not the fault's (Okabe & Ito stay for the rest).
+    Category(ROUTING, "sessions_lost", "sess", "sess + routing   sessions lost before the fault as well "
+             "(the routing's cost)", "#c8c8c8"),
     Category(SESSIONS, "sessions_lost", "sess", "sess   sessions lost (users logged out)", "#f98b3a"),
     Category(WRITES, "writes_lost", "writes", "writes   acknowledged writes lost", "#b2182b"),
 ]
@@ -58,7 +65,7 @@ def classify(counts: dict) -> str:
     if counts.get("writes_lost"):
         return WRITES
     if counts.get("sessions_lost"):
-        return SESSIONS
+        return ROUTING if counts.get("sessions_lost_before_fault") else SESSIONS
     if counts.get("errors"):
         return ERRORS
     return NOTHING
@@ -93,10 +100,11 @@ class Cell:
 
     @property
     def also(self) -> str:
-        """The lesser losses the colour hides ('+359 err' under '10 sess')."""
+        """What the colour hides: 'routing' on a grey cell, the lesser losses ('+359 err' under '10 sess')."""
         worse = [c.name for c in CATEGORIES].index(self.category)
-        return " ".join(f"+{getattr(self, c.count):,} {c.unit}" for c in CATEGORIES[1:worse]
-                        if getattr(self, c.count))
+        lesser = [f"+{getattr(self, c.count):,} {c.unit}" for c in CATEGORIES[1:worse]
+                  if c.count != BY_NAME[self.category].count and getattr(self, c.count)]
+        return " ".join((["routing"] if self.category == ROUTING else []) + lesser)
 
 
 def _sum(rows: list[dict]) -> Cell:
@@ -310,7 +318,8 @@ def plot(grid: Grid, path: Path) -> None:
     head_h = mode_h + 0.15 + fault_lines * LINE[HEAD]
     names = [s + ("\n(no state)" if s in grid.baseline else "") for s in grid.strategies]
     name_w = CHAR_W * max([len(line) for n in names for line in n.splitlines()] + [6]) + 0.3
-    title_h, legend_h = 0.95, 1.0  # inches
+    title_h = 0.95  # inches
+    legend_h = 0.5 + 0.32 * math.ceil(len(CATEGORIES) / 2)  # two entries a line
     width = name_w + max(n_cols, 5) * CELL_W + 0.3
     height = title_h + (head_h + n_rows) * CELL_H + legend_h
     fig = plt.figure(figsize=(width, height))

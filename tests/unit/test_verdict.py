@@ -69,6 +69,17 @@ def test_a_cell_names_the_lesser_losses_its_colour_hides():
     assert verdict.build([row("redis", errors=4)]).cell("redis", 0).also == ""
 
 
+def test_sessions_lost_before_the_fault_too_are_the_routings_cost_drawn_apart():
+    """Node-local sessions under round-robin are lost whatever the fault: grey, said to be the routing's."""
+    cell = verdict.build([row("memory", sessions_lost=189, sessions_lost_before_fault=60, errors=2)]).cell("memory", 0)
+    assert (cell.category, cell.label, cell.also) == ("routing", "189 sess", "routing +2 err")
+    rows = [row("memory", "round-robin", target="sentinel-primary", sessions_lost=189, sessions_lost_before_fault=60),
+            row("redis", "round-robin", target="sentinel-primary")]
+    text = verdict.paragraph(verdict.build(rows, ORDER, BASELINE))
+    assert "Lost sessions" not in text  # the fault cost memory nothing of its own
+    assert "memory lost sessions under round-robin whatever the fault, already before it" in text
+
+
 def test_a_fault_is_split_only_where_routing_changes_an_outcome():
     rows = [row("memory", "round-robin", sessions_lost=5), row("memory", "least-conn", sessions_lost=7),
             row("memory", "sticky"), row("redis", "round-robin", errors=1), row("redis", "least-conn", errors=2),
@@ -147,7 +158,7 @@ def test_the_figure_is_written_with_a_colour_for_each_category_present(tmp_path)
     grid, _ = verdict.write(tmp_path, realistic(), ORDER, BASELINE)
     image = matplotlib.image.imread(tmp_path / "verdict.png")
     assert image.shape[0] > 800 and image.shape[1] > 800
-    assert all(_has(image, colours[c]) for c in ("nothing", "errors", "sessions"))
+    assert all(_has(image, colours[c]) for c in ("nothing", "errors", "routing", "sessions"))
     assert not _has(image, colours["writes"])  # no write was lost: no red anywhere, the legend's swatch aside
     saved = json.loads((tmp_path / "verdict.json").read_text())
     assert saved["strategies"] == grid.strategies and saved["strategies"][-1] == "none"
