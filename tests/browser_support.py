@@ -3,7 +3,7 @@ integration layer (real nodes and nginx on loopback) and of the e2e layer (the c
 
 Playwright is pinned to the release built for Debian's Chromium major (requirements-dev.txt); it never downloads
 a browser here (`playwright install` is not used): it launches the binary at $CHROMIUM. Every test gets a fresh
-browser context, fails on any console error or uncaught page error, and leaves a screenshot in results/browser/.
+browser context, fails on any console error or uncaught page error, and leaves a screenshot in results/browser/<layer>/.
 """
 
 from __future__ import annotations
@@ -35,6 +35,16 @@ def playwright_chromium_major() -> int:
     browsers = json.loads(listing.read_text())["browsers"]
     version = next(b["browserVersion"] for b in browsers if b["name"] == "chromium")
     return int(version.split(".")[0])
+
+
+def chromium_matches_playwright(browser) -> None:
+    """The browser's major is the one the pinned Playwright was built for: a Debian update that moves Chromium
+    to another major fails here, saying what to re-pin, rather than as odd protocol errors elsewhere."""
+    major, expected = int(browser.version.split(".")[0]), playwright_chromium_major()
+    assert major == expected, (
+        f"Chromium {browser.version} at {CHROMIUM}, but the pinned Playwright was built for Chromium "
+        f"{expected}: re-pin playwright in requirements-dev.txt to the release built for Chromium {major} "
+        "(its release notes name the browser version), or point CHROMIUM at a matching browser")
 
 
 def _have_playwright() -> bool:
@@ -92,10 +102,11 @@ def page(browser, request):
            and watched.answers_4xx.append(f"{r.status} {r.url}"))
     tab.watched = watched
     yield tab
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    layer = RESULTS / request.node.path.parent.parent.name  # results/browser/integration/, .../e2e/
+    layer.mkdir(parents=True, exist_ok=True)
     name = re.sub(r"[^A-Za-z0-9_.\[\]-]", "_", request.node.name)
     try:
-        tab.screenshot(path=str(RESULTS / f"{name}.png"), full_page=True)
+        tab.screenshot(path=str(layer / f"{name}.png"), full_page=True)
     finally:
         context.close()
     assert not watched.unexpected(), f"the browser reported errors: {watched.unexpected()}"

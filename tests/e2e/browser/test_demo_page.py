@@ -5,7 +5,6 @@ import pytest
 from session_lab.strategies import classes
 
 from tests import browser_support as scenario
-from tests.browser_support import playwright_chromium_major
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -13,11 +12,7 @@ KILLABLE = [c.name for c in classes() if c.keeps_state]  # from the registry
 
 
 def test_chromium_is_the_major_playwright_was_built_for(browser):
-    major, expected = int(browser.version.split(".")[0]), playwright_chromium_major()
-    assert major == expected, (
-        f"Chromium {browser.version} at {scenario.CHROMIUM}, but the pinned Playwright was built for Chromium "
-        f"{expected}: re-pin playwright in requirements-dev.txt to the release built for Chromium {major}, "
-        "or point CHROMIUM at a matching browser")
+    scenario.chromium_matches_playwright(browser)
 
 
 def test_banner_is_the_serving_node(page, target):

@@ -4,7 +4,6 @@ import pytest
 from session_lab.strategies import classes
 
 from tests import browser_support as scenario
-from tests.browser_support import playwright_chromium_major
 from tests.integration.browser.conftest import available
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -14,11 +13,7 @@ KILLABLE = [c.name for c in classes() if c.keeps_state and set(c.dependencies) <
 
 
 def test_chromium_is_the_major_playwright_was_built_for(browser):
-    major, expected = int(browser.version.split(".")[0]), playwright_chromium_major()
-    assert major == expected, (
-        f"Chromium {browser.version} at {scenario.CHROMIUM}, but the pinned Playwright was built for Chromium "
-        f"{expected}: re-pin playwright in requirements-dev.txt to the release built for Chromium {major} "
-        "(its release notes name the browser version), or point CHROMIUM at a matching browser")
+    scenario.chromium_matches_playwright(browser)
 
 
 def test_banner_is_the_serving_node(page, target):

@@ -261,8 +261,8 @@ function whereItLives(t, s) {
   if (t.node_replica) return `${node}'s memory, copied to the next node`;
   if (t.needs_sticky) return `${node}'s memory only`;
   const field = s.credential && s.credential.field;
-  return field ? `your browser: the answer's \`${field}\` carries the whole cart`
-    : "your browser: the credential carries the whole cart";
+  return field ? `your browser: the ${field} it sends back holds the whole cart`
+    : "your browser: the credential holds the whole cart";
 }
 
 function traitsOf(t) {
