@@ -96,3 +96,9 @@ def session_client(app):
     from tests.session_client import SessionClient
 
     return lambda strategy: SessionClient(strategy, flask_sender(app))
+
+
+# The browser fixtures, here once for both browser layers (tests/integration/browser, tests/e2e/browser): one
+# Playwright instance per test session, since a second sync_playwright() beside a running one fails. Last,
+# because browser_support imports `require` from this module.
+from tests.browser_support import browser, page  # noqa: E402, F401

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser_support import Target, browser, page  # noqa: F401 (fixtures)
+from tests.browser_support import Target
 
 
 @pytest.fixture

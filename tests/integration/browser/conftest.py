@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 import requests
 
-from tests.browser_support import Target, browser, page  # noqa: F401 (fixtures)
+from tests.browser_support import Target
 from tests.conftest import require
 from tests.integration.app_nodes import Ring
 from tests.integration.balancer import Balancer
