@@ -92,6 +92,11 @@ def scenario_rows(rows: list[dict], scenario: dict) -> list[dict]:
             "ok": len(outcome(OK)),
             "errors": len(outcome(ERROR)),
             "errors_not_503": sum(1 for r in outcome(ERROR) if r["status"] != 503),
+            # Answers the fault cut off: the dying node had sent its status line and headers (gunicorn writes
+            # them before the body), nginx had passed on the 200, and the body never came whole. nginx cannot
+            # take a status back or retry once it has answered, so no routing hides these.
+            "cut_off_by_fault": sum(1 for r in outcome(ERROR) if r["status"] == 200 and r["node"] in services
+                                    and inject <= r["t"] < recovered),
             "sessions_lost": len(outcome(SESSION_LOST)),
             "sessions_lost_before_fault": sum(1 for r in outcome(SESSION_LOST) if r["t"] < inject),
             "sessions_lost_after_recovery": sum(1 for r in outcome(SESSION_LOST) if r["t"] >= recovered),

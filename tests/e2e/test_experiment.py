@@ -144,7 +144,10 @@ def test_a_node_killed_at_half_load_costs_no_error_and_no_session(lab, tmp_path)
     assert {r["strategy"] for r in rows} == {"redis", "jwt"}
     for row in rows:  # two nodes carried the dead one's share: every answer good, nothing lost
         assert row["load"] == 0.5 and row["rps_before"] > 0 and row["rps_window"] > 0
-        assert (row["errors"], row["sessions_lost"], row["writes_lost"]) == (0, 0, 0), row
+        assert (row["sessions_lost"], row["writes_lost"]) == (0, 0), row
+        # The one error no routing hides: the kill landing between app2's 200 and its body, which nginx had
+        # begun to pass on (seen once in a CI run at 50% load: a jwt add, 200, body cut). Anything else fails.
+        assert row["errors"] == row["cut_off_by_fault"], row
     assert "<h2>Failover under load</h2>" in (out / "report.html").read_text()
     assert (out / "plots" / "saturation.png").stat().st_size > 10_000
     assert quotas(lab) == quotas_before  # the nodes got their cores back

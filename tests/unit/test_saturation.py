@@ -53,6 +53,19 @@ def test_at_half_load_a_shared_strategy_must_show_no_error_and_a_p99_under_the_g
     assert verdicts(failing, 0.5) == {("half-load-hides-a-node-death", "redis", False)}
 
 
+def test_an_answer_the_kill_cut_off_is_counted_apart_and_is_the_only_error_allowed():
+    """The killed node's 200 whose body never came whole (status 200, judged an error, from app2, in the
+    window) is what no routing hides; the same from another node, or before the kill, is a plain error."""
+    cut = {**req(21, "redis", "u9", "error", 200), "node": "app2"}
+    row = analysis.scenario_rows(steady("redis") + [cut], {**KILL_AT, "load": 0.5})[0]
+    assert (row["errors"], row["cut_off_by_fault"]) == (1, 1)
+    assert verdicts(steady("redis") + [cut], 0.5) == {("half-load-hides-a-node-death", "redis", True)}
+    elsewhere = {**cut, "node": "app1"}
+    before = {**cut, "t": 10.0}
+    for record in (elsewhere, before):
+        assert verdicts(steady("redis") + [record], 0.5) == {("half-load-hides-a-node-death", "redis", False)}
+
+
 def test_the_claim_is_only_made_at_half_load_and_never_for_node_local_sessions():
     assert verdicts(steady("redis") + [req(21, "redis", "u9", "error", 504)], 0.8) == set()
     assert verdicts(steady("memory"), 0.5) == set()
