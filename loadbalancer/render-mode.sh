@@ -64,3 +64,15 @@ while IFS= read -r line; do
         *) printf '%s\n' "$line" ;;
     esac
 done < "$template"
+
+# Lab instruments (the bench's per-node sessions): `X-Lab-Node: app2` pins a request to that node in every mode,
+# no failover (a pinned request to a dead node is a 502). No new power over routing: a client chooses its node in
+# sticky mode with the sl_route cookie already. The nodes themselves are out of the host's reach
+# (docker-compose.yml's networks), so this is the only way to one node, and it goes through nginx.
+for node in $APP_NODES; do
+    printf 'upstream pin_%s {\n    zone pin_%s 64k;\n    server %s max_fails=0;\n}\n' "${node%%=*}" "${node%%=*}" "${node#*=}"
+done
+echo 'map $http_x_lab_node $backend {'
+echo '    default $mode_backend;'
+for node in $APP_NODES; do echo "    ${node%%=*} pin_${node%%=*};"; done
+echo '}'

@@ -1,10 +1,9 @@
-"""The sessions a bench round sends its requests with, made before the round on the app nodes directly.
+"""The sessions a bench round sends its requests with, made before the round on each app node in turn.
 
-Through the balancer, logins are limited to 50 a second per client address (LOGIN_RATE_LIMIT), and every
-request from this host arrives from one address: the write path needs hundreds of fresh sessions a round.
-The nodes are on the lab network, which the host reaches through the Docker bridge; a session is made on
-node i % 3 and, for a strategy that keeps sessions inside one node, carries the balancer's route cookie
-naming that node, as a browser would after its first answer in sticky mode.
+The nodes are out of the host's reach (docker-compose.yml's networks): a session is made through the balancer,
+pinned to node i % 3 with the lab's `X-Lab-Node` header (loadbalancer/render-mode.sh), and, for a strategy that
+keeps sessions inside one node, carries the balancer's route cookie naming that node, as a browser would after
+its first answer in sticky mode.
 
 Each session is one line of the file wrk's script reads (load.lua): the headers that carry its credential,
 tab-separated, as a browser would send it: the cookies the login and the adds set; when the strategy sets
@@ -60,11 +59,14 @@ class Client:
 
 
 class NodeClient(Client):
-    """A client of one app node, on the lab network."""
+    """A client of one app node, through the balancer (`X-Lab-Node` pins every request to the node)."""
 
     def __init__(self, node: str):
-        super().__init__(*compose.node_address(node), node)
+        super().__init__(*compose.lab_address(), node)
         self.node = node
+
+    def send(self, method: str, path: str, headers: dict[str, str], body: dict | None = None) -> tuple[int, dict, list]:
+        return super().send(method, path, {**headers, "X-Lab-Node": self.node}, body)
 
 
 def credential(cookies: dict[str, str], body: dict, headers: list) -> dict[str, str]:

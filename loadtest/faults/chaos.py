@@ -34,7 +34,7 @@ from pathlib import Path
 
 from loadtest.faults import store_roles
 from loadtest.faults.compose import (
-    APP_NODES, SERVICES, LabError, buddy, compose, container_id, docker, node_get, project, require_docker,
+    APP_NODES, SERVICES, LabError, buddy, compose, container_id, docker, node_get, require_docker,
     require_stack, states,
 )
 
@@ -44,8 +44,11 @@ TARGETS = SERVICES + tuple(store_roles.ROLES) + NODE_GROUPS
 SELF_RECOVERING = ("restart", "redeploy")
 
 
-def network() -> str:
-    return f"{project()}_lab"
+def networks(cid: str) -> dict[str, str]:
+    """The networks a container is on, each with its address (a node is on two: front and back)."""
+    fmt = "{{range $name, $net := .NetworkSettings.Networks}}{{$name}} {{$net.IPAddress}}\n{{end}}"
+    lines = docker("inspect", "-f", fmt, cid).stdout.split("\n")
+    return dict(line.split(" ", 1) for line in lines if line.strip())
 
 
 @dataclass
@@ -54,7 +57,8 @@ class Fault:
     target: str  # a service or a store role
     services: list[str] = field(default_factory=list)  # what the target is when the fault fires
     slots: list[list[int]] = field(default_factory=list)  # the Cluster slot ranges those services served
-    addresses: dict[str, str] = field(default_factory=dict)  # for `disconnect`: each comes back where it was
+    # For `disconnect`: service -> {network: address}, so each comes back on every network, where it was.
+    addresses: dict[str, dict[str, str]] = field(default_factory=dict)
     seed: int | None = None
 
     steps: list[dict] = field(default_factory=list)  # redeploy: each node's replacement, as it happened
@@ -83,9 +87,9 @@ class Fault:
         elif self.fault == "disconnect":
             for service in services:
                 cid = container_id(service)
-                fmt = "{{(index .NetworkSettings.Networks \"%s\").IPAddress}}" % network()
-                self.addresses[service] = docker("inspect", "-f", fmt, cid).stdout.strip()
-                docker("network", "disconnect", network(), cid)
+                self.addresses[service] = networks(cid)
+                for network in self.addresses[service]:
+                    docker("network", "disconnect", network, cid)
         elif self.fault == "restart":
             compose("restart", "-t", "15", *services, timeout=120)
             wait_healthy(*services)
@@ -110,10 +114,9 @@ class Fault:
             compose("unpause", *services)
         elif self.fault == "disconnect":
             for service in services:
-                args = ["network", "connect", "--alias", service]
-                if self.addresses.get(service):
-                    args += ["--ip", self.addresses[service]]
-                docker(*args, network(), container_id(service))
+                for network, ip in self.addresses.get(service, {}).items():
+                    args = ["network", "connect", "--alias", service, *(["--ip", ip] if ip else [])]
+                    docker(*args, network, container_id(service))
         wait_healthy(*services)
 
 

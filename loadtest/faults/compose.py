@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,13 +89,10 @@ def node_get(node: str, path: str, timeout: float = 20) -> dict:
     return json.loads(done.stdout)
 
 
-def node_address(node: str) -> tuple[str, int]:
-    """An app node's address on the lab network, which the host reaches through the Docker bridge."""
-    ip = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                container_id(node)).stdout.strip()
-    if not ip:
-        raise LabError(f"{node} has no address on the lab network: is it running? (make up)")
-    return ip, NODE_PORT
+def lab_address() -> tuple[str, int]:
+    """The balancer's published address (LAB_URL): the only way from the host to a node."""
+    url = urllib.parse.urlsplit(LAB_URL)
+    return url.hostname or "127.0.0.1", url.port or 80
 
 
 def lab_get(path: str, timeout: float = 3) -> dict:
