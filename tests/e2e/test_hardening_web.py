@@ -13,7 +13,8 @@ from tests.security_headers import assert_defended
 FORM_BODIES = {
     "text/plain": ("text/plain", "{}"),
     "form-urlencoded": ("application/x-www-form-urlencoded", "x=1"),
-    "multipart": ("multipart/form-data; boundary=b", '--b\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n--b--\r\n'),
+    "multipart": ("multipart/form-data; boundary=b",
+                  '--b\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n--b--\r\n'),
 }
 
 

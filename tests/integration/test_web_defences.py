@@ -27,16 +27,6 @@ class StrictLogins(Balancer):
         subprocess.run(["sh", str(LB / "render-limits.sh"), str(self.tmp)], env=env, check=True, timeout=30)
 
 
-@pytest.fixture
-def nodes():
-    nodes = [Node(name) for name in NODE_NAMES]
-    for node in nodes:
-        node.start()
-    yield nodes
-    for node in nodes:
-        node.stop()
-
-
 def running(balancer: Balancer):
     require(shutil.which("nginx") is not None, "nginx is not installed (apt-get install nginx-light)")
     try:
@@ -99,8 +89,10 @@ def test_nginxs_own_answers_carry_them(balancer, nodes):
 
 
 def test_the_login_limits_429_carries_them_beside_retry_after(strict):
-    send = lambda: strict.request("POST", "/api/redis/login", b'{"user":"a"}', {"Content-Type": "application/json"})  # noqa: E731
-    assert [send().status for _ in range(2)] == [200, 200]
-    limited = send()
+    def login():
+        return strict.request("POST", "/api/redis/login", b'{"user":"a"}', {"Content-Type": "application/json"})
+
+    assert [login().status for _ in range(2)] == [200, 200]
+    limited = login()
     assert limited.status == 429 and limited.headers["retry-after"] == "1"
     assert_defended(limited.headers, "the login limit's 429")

@@ -1,7 +1,8 @@
 """Settings from environment variables, checked once at start-up.
 
-Every variable is documented in `.env.example`, but the few the stack fixes on purpose (FIXED_SETTINGS, below). Secrets have no defaults here: `make env` generates
-dev-only values into `.env`, and the app refuses to start without them rather than run with a guess.
+Every variable is documented in `.env.example`, but the few the stack fixes on purpose (FIXED_SETTINGS,
+below). Secrets have no defaults here: `make env` generates dev-only values into `.env`, and the app refuses
+to start without them rather than run with a guess.
 """
 
 from __future__ import annotations
