@@ -103,7 +103,8 @@ class Replicated(MemoryStore):
 
     def end(self, request: Request) -> bool:
         """False when this node holds neither the session nor its copy, and its buddy did not adopt it from this
-        node: then it lives on a node this one cannot reach for it (its owner, two steps round the ring)."""
+        node: then it has expired, or lives on elsewhere (in the lab's ring of three, on this node's buddy, with
+        its copy on this node's ward). The logout is not forwarded: a session id does not name its owner."""
         sid = request.cookies.get(self.session_cookie)
         ended_copy = False
         if sid and looks_like_session_id(sid):
