@@ -42,7 +42,7 @@ class SessionClient:
         return self._call("GET", "cart")
 
     def logout(self) -> Reply:
-        return self._call("POST", "logout")
+        return self._call("POST", "logout", {})  # a JSON body, as every state-changing POST needs
 
     def session_id(self) -> str:
         """The session id the latest Set-Cookie handed out (the strategies that keep a server-side session)."""

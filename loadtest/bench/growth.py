@@ -168,7 +168,7 @@ def logout(strategy: dict, made: list[tuple[str, dict[str, str]]]) -> None:
         try:
             mine = [held for where, held in made if where == node]
             for held in mine[worker // len(compose.APP_NODES)::POPULATE_WORKERS // len(compose.APP_NODES)]:
-                client.send("POST", f"/api/{strategy['name']}/logout", held)
+                client.send("POST", f"/api/{strategy['name']}/logout", held, {})
         finally:
             client.close()
 

@@ -57,7 +57,8 @@ def scenario_rows(rows: list[dict], scenario: dict) -> list[dict]:
         # Where each user's live session was when the target stopped answering: the users its death should
         # cost. That moment is the target's last answer, not `inject`: a graceful stop drains for a while
         # and even takes new logins. A user whose session ended (logged out, then replaying the old
-        # credential) holds none, and one whose first request afterwards is its logout cannot show a loss.
+        # credential) holds none. A logout shows a loss like any request: a node that does not hold a node-local
+        # session answers 409 session_not_here, not "logged out".
         target = scenario["target"]
         services = scenario.get("services") or [target]
         cutoff = max([inject, *(r["t"] for r in rs if inject <= r["t"] < recovered and r["node"] in services)])
@@ -72,7 +73,7 @@ def scenario_rows(rows: list[dict], scenario: dict) -> list[dict]:
                 last_node.pop(r["user"], None)
             elif r["node"]:
                 last_node[r["user"]] = r["node"]
-        for user in [u for u, action in first_after.items() if action in ("logout", "replay")]:
+        for user in [u for u, action in first_after.items() if action == "replay"]:
             last_node.pop(user, None)
         latencies = [r["latency_ms"] for r in rs]
         window = [r["latency_ms"] for r in rs if inject <= r["t"] < recovered]

@@ -109,7 +109,7 @@ class SessionUser(FastHttpUser):
         if not self.keeps_state:
             return self.login()
         held = (self.token, self.client_state, [copy.copy(c) for c in self.client.cookiejar])
-        verdict = self._call("logout", "POST", "logout", None, self.expect.logout)
+        verdict = self._call("logout", "POST", "logout", {}, self.expect.logout)  # {}: a JSON body, as every POST needs
         if verdict.outcome == OK:
             time.sleep(REVOCATION_BOUND + 0.2)  # gevent-patched: other users go on meanwhile
             self.token, self.client_state, cookies = held

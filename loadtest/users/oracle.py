@@ -59,6 +59,9 @@ class Expectation:
     def logout(self, status: int, body: dict | None) -> Verdict:
         if status == 200 and isinstance(body, dict) and body.get("logged_out") is True:
             return Verdict(OK)
+        if status == 409 and isinstance(body, dict) and body.get("error") == "session_not_here":
+            # A node-local session this node does not hold: out of this user's reach, as a read's 401 says.
+            return Verdict(SESSION_LOST, detail=body.get("message", ""))
         return self._failure(status, body, None)
 
     def replay_after_logout(self, status: int, body: dict | None, revocable: bool) -> Verdict:

@@ -264,7 +264,8 @@ class Balancer:
         self.log_path = tmp / "error.log"
 
     def render(self) -> None:
-        shutil.copy(LB / "proxy.conf", self.tmp / "proxy.conf")
+        for snippet in ("proxy.conf", "security-headers.conf"):  # what nginx.conf includes from beside itself
+            (self.tmp / snippet).write_text((LB / snippet).read_text().replace("/etc/session-lab/", f"{self.tmp}/"))
         app_nodes = " ".join(f"{n.name}={n.address}" for n in self.nodes)
         (self.tmp / "upstreams.conf").write_text(render_mode(self.mode, app_nodes, self.trusted_proxy))
         env = {**os.environ, "LOGIN_RATE_LIMIT": "1000r/s", "LOGIN_BURST": "1000"}

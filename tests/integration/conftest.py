@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from tests.conftest import require
+from tests.integration.balancer import NODE_NAMES, Node
 
 
 def free_port() -> int:
@@ -85,3 +86,14 @@ def settings(make_settings, redis_server, store):
         SESSION_ABSOLUTE_TIMEOUT="300",
         MAX_CART_ITEMS="5",
     )
+
+
+@pytest.fixture
+def nodes():
+    """Three scriptable upstream nodes (tests/integration/balancer.py) for a real nginx in front of them."""
+    nodes = [Node(name) for name in NODE_NAMES]
+    for node in nodes:
+        node.start()
+    yield nodes
+    for node in nodes:
+        node.stop()

@@ -28,16 +28,6 @@ WITHOUT_APP1 = {"app2": 15, "app3": 15}  # 30 requests while app1 is marked fail
 
 
 @pytest.fixture
-def nodes():
-    nodes = [Node(name) for name in NODE_NAMES]
-    for node in nodes:
-        node.start()
-    yield nodes
-    for node in nodes:
-        node.stop()
-
-
-@pytest.fixture
 def balancer(request, tmp_path, nodes):
     """A fresh nginx per test: a node marked failed stays failed for fail_timeout (5 s). Round-robin mode,
     unless the test names others with in_modes(...)."""

@@ -120,7 +120,7 @@ def test_a_logout_reaches_the_copy_before_the_answer_and_a_replayed_copy_cannot_
     sid = cookie.split("=", 1)[1]
     wait_until(copied(ring["app2"], strategy, 1), "app2 holds the copy", 5)
     stale = {"from": "app1", "boot": "x", "sessions": [copy_of(sid, "fay", ["tea"], 1)], "ended": []}
-    assert ring["app1"].request("POST", f"/api/{strategy}/logout", cookie=cookie)[0] == 200
+    assert ring["app1"].request("POST", f"/api/{strategy}/logout", {}, cookie=cookie)[0] == 200
     assert ring["app2"].report(strategy)["copies"] == 0  # no waiting, in the asynchronous variant too
 
     status, body = signed(ring, "app2", strategy, "copy", stale)  # the copy of before the logout, sent again
@@ -138,7 +138,7 @@ def test_a_logout_on_the_buddy_of_a_stopping_owner_is_not_undone_by_adopting_the
     add(ring["app1"], strategy, cookie, "tea")
     wait_until(copied(ring["app2"], strategy, 1), "app2 holds the copy", 5)
     ring["app1"].stop()
-    assert ring["app2"].request("POST", f"/api/{strategy}/logout", cookie=cookie)[0] == 200
+    assert ring["app2"].request("POST", f"/api/{strategy}/logout", {}, cookie=cookie)[0] == 200
     assert ring["app2"].report(strategy)["copies"] == 0
 
     status, body = cart(ring["app2"], strategy, cookie)
@@ -149,7 +149,7 @@ def test_a_logout_on_the_buddy_of_a_stopping_owner_is_not_undone_by_adopting_the
 def test_a_logout_on_the_node_holding_the_copy_ends_the_session_on_its_live_owner(ring):
     cookie = login(ring["app1"], SYNC, "gil")
     add(ring["app1"], SYNC, cookie, "tea")
-    assert ring["app2"].request("POST", f"/api/{SYNC}/logout", cookie=cookie)[0] == 200
+    assert ring["app2"].request("POST", f"/api/{SYNC}/logout", {}, cookie=cookie)[0] == 200
 
     assert cart(ring["app1"], SYNC, cookie)[0] == 401
     assert ring["app1"].report(SYNC)["logged_out_by_buddy"] == 1
@@ -163,7 +163,7 @@ def test_a_logout_on_a_node_back_empty_ends_the_session_its_buddy_adopted(ring):
     assert cart(ring["app2"], SYNC, cookie)[0] == 200  # app2 adopts it
     ring["app1"].start()
 
-    assert ring["app1"].request("POST", f"/api/{SYNC}/logout", cookie=cookie)[0] == 200  # her first request back
+    assert ring["app1"].request("POST", f"/api/{SYNC}/logout", {}, cookie=cookie)[0] == 200  # her first request back
     for node in ("app1", "app2", "app3"):
         assert cart(ring[node], SYNC, cookie)[0] == 401, node
 

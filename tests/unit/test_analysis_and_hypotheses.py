@@ -124,10 +124,13 @@ def test_a_user_who_logged_out_before_the_fault_has_no_session_on_the_dead_node(
     assert failed(verdicts(records)) == set()
 
 
-def test_a_user_whose_first_request_after_the_fault_is_its_logout_cannot_show_a_loss():
+def test_a_user_whose_first_request_after_the_fault_is_its_logout_shows_the_loss():
+    """The node that answers the logout does not hold the dead node's session: 409 session_not_here, which the
+    oracle counts as the session lost, for a user who was on the target."""
     records = steady("memory", {"u1": "app1"}, until=10) + [req(9, "memory", "u2", node="app2")]
-    records += [{**req(10.1, "memory", "u2", node="app1"), "action": "logout"}]
-    assert rows_for(records)["memory"]["users_on_target"] == []
+    records += [{**req(10.1, "memory", "u2", "session_lost", node="app1", status=409), "action": "logout"}]
+    row = rows_for(records)["memory"]
+    assert row["users_on_target"] == ["u2"] and row["users_lost"] == ["u2"]
     assert failed(verdicts(records)) == set()
 
 

@@ -41,6 +41,19 @@ def test_the_page_writes_no_markup_from_data():
     assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", script)
 
 
+def test_the_page_needs_nothing_the_balancers_content_security_policy_refuses():
+    """script-src and style-src 'self' (loadbalancer/security-headers.conf): no inline script, event handler,
+    <style> element or style attribute; colours change through the CSSOM (el.style.setProperty), which CSP allows.
+    The browser tests (tests/integration/browser) load the page under the real header and fail on a violation."""
+    from session_lab.demo import STATIC
+
+    html = (STATIC / "index.html").read_text()
+    assert all(re.search(r'\bsrc="/', tag) for tag in re.findall(r"<script\b[^>]*>", html)), "an inline script"
+    assert not re.search(r"<style\b|\sstyle=|\son[a-z]+=", html, re.IGNORECASE)
+    script = (STATIC / "demo.js").read_text()
+    assert not re.search(r"""setAttribute\(\s*["'](style|on[a-z]+)|\.cssText|\beval\(|new Function\(""", script)
+
+
 @pytest.fixture
 def client(app):
     return app.test_client()

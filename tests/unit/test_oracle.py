@@ -81,3 +81,11 @@ def test_a_replayed_credential_after_logout():
     assert e.replay_after_logout(200, {"user": "alice", "items": []}, revocable=True).outcome == NOT_REVOKED
     assert e.replay_after_logout(200, {"user": "alice", "items": []}, revocable=False).outcome == OK
     assert e.replay_after_logout(503, {"error": "store_unavailable"}, revocable=True).outcome == ERROR
+
+
+def test_a_logout_refused_by_a_node_without_the_session_is_the_session_out_of_reach():
+    e = Expectation("alice")
+    refused = {"error": "session_not_here", "message": "app2 holds no memory session with this id",
+               "logged_out": False}
+    assert e.logout(409, refused).outcome == SESSION_LOST
+    assert e.logout(409, {"error": "cart_full", "message": "full"}).outcome == ERROR

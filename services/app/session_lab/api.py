@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from .errors import ApiError, StateTooLarge
+from .errors import ApiError, StateTooLarge, error_body
 from .limits import CREDENTIAL_MAX_BYTES
 from .strategies import Session, Strategy
 
@@ -29,8 +29,10 @@ def _strategy(name: str) -> Strategy:
     return found
 
 
-def _text_field(field: str, limit: int) -> str:
-    """A required JSON string field of printable characters, 1..limit long."""
+def _json_object() -> dict:
+    """The request's JSON object body. Every state-changing POST requires one: a cross-site HTML form can send
+    only text/plain, form-urlencoded or multipart without the page's consent (a JSON Content-Type needs a CORS
+    preflight, which this API never grants), so no other site can log a user in, add or log out for them."""
     if not request.is_json:
         raise ApiError("send a JSON body with Content-Type: application/json", status=415, code="unsupported_media_type")
     body = request.get_json(silent=True)
@@ -38,6 +40,12 @@ def _text_field(field: str, limit: int) -> str:
         raise ApiError("the request body is not valid JSON", code="malformed_json")
     if not isinstance(body, dict):
         raise ApiError("the JSON body must be an object", code="malformed_json")
+    return body
+
+
+def _text_field(field: str, limit: int) -> str:
+    """A required JSON string field of printable characters, 1..limit long."""
+    body = _json_object()
     if field not in body:
         raise ApiError(f"missing field {field!r}", code="missing_field")
     value = body[field]
@@ -112,8 +120,16 @@ def add_to_cart(name: str):
 @bp.post("/<name>/logout")
 def logout(name: str):
     strategy = _strategy(name)
-    strategy.end(request)
-    response = jsonify(logged_out=True, strategy=strategy.name, node=current_app.config["NODE_NAME"])
+    _json_object()  # `{}` will do; its Content-Type is what a cross-site form cannot send
+    node = current_app.config["NODE_NAME"]
+    if not strategy.log_out(request):
+        # The session may live on in another node's memory: saying "logged out" would be a lie, and dropping
+        # the client's cookie would leave the session alive with nobody able to end it.
+        return error_body("session_not_here",
+                          f"{node} holds no {strategy.name} session with this id, so it could not end it: it may live "
+                          "on another node (node-local sessions end only where they are held), or have expired",
+                          409, logged_out=False, strategy=strategy.name, node=node)
+    response = jsonify(logged_out=True, strategy=strategy.name, node=node)
     strategy.revoke(response)
     return response
 

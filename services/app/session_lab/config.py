@@ -1,7 +1,8 @@
 """Settings from environment variables, checked once at start-up.
 
-Every variable is documented in `.env.example`. Secrets have no defaults here: `make env` generates
-dev-only values into `.env`, and the app refuses to start without them rather than run with a guess.
+Every variable is documented in `.env.example`, but the few the stack fixes on purpose (FIXED_SETTINGS,
+below). Secrets have no defaults here: `make env` generates dev-only values into `.env`, and the app refuses
+to start without them rather than run with a guess.
 """
 
 from __future__ import annotations
@@ -273,3 +274,28 @@ class Settings:
             replication_secret=replication_secret(env, app_env) if ring else "",
             replication_timeout=replication_timeout(env),
         )
+
+
+# Settings the app reads that are NOT for .env: the stack fixes them on purpose, for the reason given. Every
+# other variable the app reads is documented in .env.example and passed to the nodes by docker-compose.yml's
+# x-app-node environment; tests/unit/test_config_documented.py checks the three lists agree.
+FIXED_SETTINGS: dict[str, str] = {
+    "NODE_NAME": "each node's own name, set per service in docker-compose.yml (app1..app3); REPLICATION_PEERS "
+                 "and the balancer's APP_NODES must name the same nodes",
+    "APP_PORT": "8000 (gunicorn.conf.py): the nodes' fixed addresses in REPLICATION_PEERS and APP_NODES and their "
+                "healthcheck name it",
+    "REDIS_HOST": "the redis service's fixed address, LAB_SUBNET_PREFIX.20 (docker-compose.yml)",
+    "REDIS_PORT": "6379, the redis service's port; the integration tests point it at their own redis-server",
+    "SENTINEL_ADDRESSES": "the sentinels' fixed addresses, from LAB_SUBNET_PREFIX (docker-compose.yml)",
+    "SENTINEL_SERVICE": "lab-primary, the name stores/sentinel/sentinel.conf monitors",
+    "CLUSTER_NODES": "the Cluster nodes' fixed addresses, from LAB_SUBNET_PREFIX (docker-compose.yml)",
+    "REPLICATION_PEERS": "the ring, one YAML anchor with the balancer's APP_NODES so the two always agree",
+    "WAIT_REPLICAS": "1: each Cluster master has one replica (stores/cluster/init.sh); asking for more would "
+                     "fail every cluster-wait write",
+    "JWT_ISSUER": "the lab is the only issuer of its tokens; every node must agree, and a change logs every jwt "
+                  "user out",
+    "JWT_AUDIENCE": "the lab's API is the only audience; as JWT_ISSUER",
+    "APP_NODES": "the balancer's node list (loadbalancer/render-mode.sh): the same YAML anchor as REPLICATION_PEERS",
+    "GUNICORN_GRACEFUL_TIMEOUT": "10 s, matched by compose's stop_grace_period (15 s): a longer drain would be cut "
+                                 "by SIGKILL",
+}

@@ -51,8 +51,8 @@ class StateTooLarge(ApiError):
     code = "state_too_large"
 
 
-def error_body(code: str, message: str, status: int):
-    response = jsonify(error=code, message=message)
+def error_body(code: str, message: str, status: int, **details):
+    response = jsonify(error=code, message=message, **details)
     response.status_code = status
     return response
 

@@ -50,3 +50,11 @@ def test_projector_mode(page, target):
     demo.expect(demo.by("projector-toggle")).to_be_checked()
     size = demo.by("served-by").evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
     assert size >= 100, f"the node banner is {size}px in projector mode"
+
+
+def test_the_page_works_under_the_balancers_content_security_policy(page, target):
+    """nginx sends the CSP (loadbalancer/security-headers.conf); Chromium reports any violation as a console error,
+    which fails the test (the `page` fixture)."""
+    answer = page.goto(target.url)
+    assert "script-src 'self'" in answer.headers.get("content-security-policy", ""), answer.headers
+    scenario.adding_an_item_shows_it(page, target, scenario.shared_strategy(target, available))

@@ -91,6 +91,13 @@ class Strategy(ABC):
         """Hand the session's credential back (a cookie, a token in `body`, or the state itself) and
         return it: the API refuses, with 413 and nothing changed, one over limits.CREDENTIAL_MAX_BYTES."""
 
+    def log_out(self, request: Request) -> bool:
+        """End the request's session for a logout; False when this node cannot, because the session may live on
+        where this node does not see it (a node-local store that does not hold it: memory.py). A shared store,
+        a revocation or a state the client carries ends it from any node."""
+        self.end(request)
+        return True
+
     def revoke(self, response: Response) -> None:
         """Tell the client to drop its credential (after logout)."""
 

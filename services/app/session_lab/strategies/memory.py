@@ -18,7 +18,7 @@ from flask import Request, Response
 
 from .. import session_format
 from ..errors import Unauthorized
-from .base import Session, Strategy, new_session_id
+from .base import Session, Strategy, looks_like_session_id, new_session_id
 
 SWEEP_EVERY = 10.0  # seconds between scans for expired sessions
 
@@ -100,13 +100,20 @@ class MemoryStore(Strategy):
         self._changed(entry, copied)
         return copied
 
-    def end(self, request: Request) -> None:
+    def end(self, request: Request) -> bool:
+        """False when the request names a session this node does not hold: it may live on another node."""
         sid = request.cookies.get(self.session_cookie)
-        if sid:
-            with self._lock:
-                found = self._entries.pop(sid, None)
-            if found is not None:
-                self._ended(sid)
+        if not looks_like_session_id(sid):
+            return True  # names no session that could live anywhere
+        with self._lock:
+            found = self._entries.pop(sid, None)
+        if found is None:
+            return False
+        self._ended(sid)
+        return True
+
+    def log_out(self, request: Request) -> bool:
+        return self.end(request)
 
     def issue(self, session: Session, body: dict, response: Response) -> str:
         if session.refreshed:  # else the client's cookie expires with the session already

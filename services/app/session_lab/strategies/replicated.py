@@ -101,16 +101,21 @@ class Replicated(MemoryStore):
         if self.link:
             self.link.send(ended=[sid], now=True)  # a logout queued when the node dies would come back to life
 
-    def end(self, request: Request) -> None:
+    def end(self, request: Request) -> bool:
+        """False when this node holds neither the session nor its copy, and its buddy did not adopt it from this
+        node: then it has expired, or lives on elsewhere (in the lab's ring of three, on this node's buddy, with
+        its copy on this node's ward). The logout is not forwarded: a session id does not name its owner."""
         sid = request.cookies.get(self.session_cookie)
+        ended_copy = False
         if sid and looks_like_session_id(sid):
             with self._lock:
                 owned, copy = sid in self._entries, self._copies.get(sid)
             if copy is not None and not owned:
                 self._end_copy(sid)
+                ended_copy = True
             elif not owned:
                 self._take_back(sid)  # adopted by the buddy while this node was down: ended below, here
-        super().end(request)
+        return super().end(request) or ended_copy
 
     def _end_copy(self, sid: str) -> None:
         """A logout on the node holding only the copy: the owner (the ward) is stopping or the routing spreads

@@ -224,7 +224,7 @@ async function login() {
 
 async function reset() {
   if (page.busy) return;
-  if (page.state.user) await call("POST", "logout").catch(() => null); // best effort; the new login starts clean
+  if (page.state.user) await call("POST", "logout", {}).catch(() => null); // best effort; the new login starts clean
   await login();
 }
 
