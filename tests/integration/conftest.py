@@ -1,8 +1,8 @@
-"""A real, throwaway redis-server for each test session (the binary from the machine's redis-server package)."""
+"""A real, throwaway redis-server for each test session (the binary from the machine's redis-server package),
+with the lab's users (stores/redis/redis.acl)."""
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import socket
 import subprocess
@@ -11,7 +11,10 @@ import time
 import pytest
 import redis
 
+from session_lab.config import STORE_USERS
+
 from tests.conftest import require
+from tests.integration import acl
 
 
 def free_port() -> int:
@@ -24,13 +27,14 @@ class RedisServer:
     def __init__(self, tmp_path):
         self.binary = shutil.which("redis-server")
         self.port = free_port()
-        self.password = secrets.token_urlsafe(16)
+        self.password = acl.ADMIN_PASSWORD  # the admin (`default`) user's: the tests' own clients
+        self.acl = acl.render("redis/redis.acl", tmp_path / "users.acl")
         self.dir = tmp_path
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", self.password,
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--aclfile", str(self.acl),
              "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -51,7 +55,13 @@ class RedisServer:
             self.process.wait(timeout=10)
 
     def client(self) -> redis.Redis:
+        """As the admin user."""
         return redis.Redis(port=self.port, password=self.password, decode_responses=True, socket_timeout=2)
+
+    def client_as(self, user: str) -> redis.Redis:
+        """As one of the strategy families' users (config.STORE_USERS)."""
+        return redis.Redis(port=self.port, username=user, password=acl.PASSWORDS[STORE_USERS[user]],
+                           decode_responses=True, socket_timeout=2)
 
     def client_bytes(self) -> redis.Redis:
         """For values that are not text (Flask-Session's msgpack blobs)."""
@@ -80,7 +90,7 @@ def store(redis_server):
 def settings(make_settings, redis_server, store):
     return make_settings(
         REDIS_PORT=str(redis_server.port),
-        REDIS_PASSWORD=redis_server.password,
+        **acl.APP_PASSWORDS,
         SESSION_IDLE_TIMEOUT="60",
         SESSION_ABSOLUTE_TIMEOUT="300",
         MAX_CART_ITEMS="5",

@@ -12,6 +12,7 @@ import pytest
 from session_lab import create_app
 from session_lab.revocation import STALE_AFTER, ZSET
 from tests.conftest import flask_sender
+from tests.integration.acl import APP_PASSWORDS
 from tests.integration.topologies import wait_until
 from tests.session_client import SessionClient
 
@@ -25,7 +26,7 @@ def node(make_settings, redis_server, store, clock):
     made = []
 
     def build(port=None):
-        app = create_app(make_settings(REDIS_PORT=str(port or redis_server.port), REDIS_PASSWORD=redis_server.password,
+        app = create_app(make_settings(REDIS_PORT=str(port or redis_server.port), **APP_PASSWORDS,
                                        JWT_REVOCATION_SYNC="true"), clock=clock)
         made.append(app.extensions["session_lab.strategies"])
         return flask_sender(app)

@@ -30,8 +30,10 @@ import redis
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "sl:jwt:revoked"  # pub/sub channel: "<sid> <forget_at>"
-ZSET = "sl:{jwt-revocations}:denylist"  # sid -> forget_at (epoch seconds); one hash slot on a Cluster
+# Under their own prefix, apart from the carts' sl:*: the jwt-revocation ACL user may touch only jwt:* keys
+# and channels, and no other user these (stores/redis/redis.acl).
+CHANNEL = "jwt:revoked"  # pub/sub channel: "<sid> <forget_at>"
+ZSET = "jwt:{revocations}:denylist"  # sid -> forget_at (epoch seconds); one hash slot on a Cluster
 # A node that has not heard of a logout yet (at most about a second, or for a whole Redis outage) may
 # still mint a token for that session; the entry outlives such a token by this much.
 PROPAGATION_SLACK = 60.0

@@ -92,7 +92,8 @@ class FlaskSessionPeer(Strategy):
 
     def __init__(self, settings, **kwargs):
         super().__init__(settings, **kwargs)
-        self.client = redis_client.connect(settings, decode_responses=False)  # msgpack blobs are bytes
+        # msgpack blobs are bytes
+        self.client = redis_client.connect(settings, settings.flask_session_user, decode_responses=False)
         self.interface: _Interface | None = None
 
     def init_app(self, app) -> None:
