@@ -95,3 +95,27 @@ def settings(make_settings, redis_server, store):
         SESSION_ABSOLUTE_TIMEOUT="300",
         MAX_CART_ITEMS="5",
     )
+
+
+def started(kind: str, folder):
+    """A real Sentinel group or Cluster (topologies.py) of redis-server processes, healthy."""
+    require(shutil.which("redis-server") is not None, "redis-server is not installed (apt-get install redis-server)")
+    from tests.integration.topologies import ClusterGroup, SentinelGroup  # topologies imports this module
+
+    return {"sentinel": SentinelGroup, "cluster": ClusterGroup}[kind](folder).start()
+
+
+@pytest.fixture(scope="module")
+def sentinel_group(tmp_path_factory):
+    """One Sentinel group per test module that asks for it."""
+    group = started("sentinel", tmp_path_factory.mktemp("sentinel"))
+    yield group
+    group.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster_group(tmp_path_factory):
+    """One Cluster per test module that asks for it."""
+    group = started("cluster", tmp_path_factory.mktemp("cluster"))
+    yield group
+    group.stop()

@@ -5,7 +5,6 @@ runs an admin or dangerous command. The admin user's password never reaches the 
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import pytest
@@ -13,9 +12,9 @@ import redis
 
 from session_lab import create_app
 from session_lab.config import STORE_USERS
-from tests.conftest import flask_sender, require
+from tests.conftest import flask_sender
 from tests.integration.acl import APP_PASSWORDS, PASSWORDS
-from tests.integration.topologies import ClusterGroup, SentinelGroup, wait_until
+from tests.integration.topologies import SentinelGroup, wait_until
 from tests.session_client import SessionClient
 
 # What no family's user may run on any store: admin, dangerous, or a look at keys that are not its own.
@@ -125,25 +124,6 @@ def test_the_app_connects_as_each_familys_user_never_as_the_admin(make_settings,
 
 # -- Sentinel and Cluster ------------------------------------------------------------------------------------
 
-def started(topology, folder):
-    require(shutil.which("redis-server") is not None, "redis-server is not installed (apt-get install redis-server)")
-    return topology(folder).start()
-
-
-@pytest.fixture(scope="module")
-def sentinels(tmp_path_factory):
-    group = started(SentinelGroup, tmp_path_factory.mktemp("acl-sentinel"))
-    yield group
-    group.stop()
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    group = started(ClusterGroup, tmp_path_factory.mktemp("acl-cluster"))
-    yield group
-    group.stop()
-
-
 def every_denial(group) -> list[str]:
     found = []
     for node in group.nodes:
@@ -159,8 +139,9 @@ def reset_logs(group) -> None:
 
 
 @pytest.mark.parametrize("kind", ["sentinel", "cluster"])
-def test_sentinel_and_cluster_strategies_work_with_only_their_users_grants(make_settings, clock, sentinels,
-                                                                           cluster, kind):
+def test_sentinel_and_cluster_strategies_work_with_only_their_users_grants(make_settings, clock, sentinel_group,
+                                                                           cluster_group, kind):
+    sentinels, cluster = sentinel_group, cluster_group
     group = {"sentinel": sentinels, "cluster": cluster}[kind]
     reset_logs(group)
     app = create_app(make_settings(**{**sentinels.env(), **cluster.env()}, STORE_RETRY_BUDGET="3.0"), clock=clock)
@@ -171,9 +152,9 @@ def test_sentinel_and_cluster_strategies_work_with_only_their_users_grants(make_
 
 
 @pytest.mark.parametrize("command", FORBIDDEN, ids=lambda c: " ".join(c[:2]))
-def test_the_sentinel_and_cluster_users_run_no_admin_or_dangerous_command(sentinels, cluster, command):
-    assert refused(sentinels.primary_port(), "sentinel-cart", command)
-    assert refused(cluster.nodes[0].port, "cluster-cart", command)
+def test_the_sentinel_and_cluster_users_run_no_admin_or_dangerous_command(sentinel_group, cluster_group, command):
+    assert refused(sentinel_group.primary_port(), "sentinel-cart", command)
+    assert refused(cluster_group.nodes[0].port, "cluster-cart", command)
 
 
 @pytest.mark.parametrize("command", [
@@ -181,14 +162,15 @@ def test_the_sentinel_and_cluster_users_run_no_admin_or_dangerous_command(sentin
     ("SENTINEL", "SET", "lab-primary", "down-after-milliseconds", "1"), ("SENTINEL", "CONFIG", "GET", "*"),
     ("SENTINEL", "FLUSHCONFIG"), ("SENTINEL", "DEBUG"), ("ACL", "LIST"), ("SHUTDOWN",),
 ], ids=lambda c: " ".join(c[:2]))
-def test_the_sentinel_user_may_only_ask_where_the_primary_is(sentinels, command):
-    assert refused(sentinels.sentinels[0].port, "sentinel-cart", command)
-    with as_user(sentinels.sentinels[0].port, "sentinel-cart") as client:
-        assert client.sentinel_get_master_addr_by_name(SentinelGroup.SERVICE)[1] == sentinels.primary_port()
+def test_the_sentinel_user_may_only_ask_where_the_primary_is(sentinel_group, command):
+    port = sentinel_group.sentinels[0].port
+    assert refused(port, "sentinel-cart", command)
+    with as_user(port, "sentinel-cart") as client:
+        assert client.sentinel_get_master_addr_by_name(SentinelGroup.SERVICE)[1] == sentinel_group.primary_port()
 
 
 @pytest.mark.parametrize("command", [("CLUSTER", "FAILOVER"), ("CLUSTER", "RESET"), ("CLUSTER", "FORGET", "x"),
                                      ("CLUSTER", "MEET", "127.0.0.1", "1"), ("CLUSTER", "NODES")],
                          ids=lambda c: " ".join(c))
-def test_the_cluster_user_changes_nothing_in_the_cluster(cluster, command):
-    assert refused(cluster.nodes[0].port, "cluster-cart", command)
+def test_the_cluster_user_changes_nothing_in_the_cluster(cluster_group, command):
+    assert refused(cluster_group.nodes[0].port, "cluster-cart", command)
