@@ -163,7 +163,7 @@ class FlaskSessionPeer(Strategy):
             try:
                 data = self.interface._retrieve_session_data(store_id)
             except UnreadableSession:
-                data = False
+                data = b""  # not None: answered below as a value this strategy never wrote
         if data is None:
             raise Unauthorized("unknown session (expired, logged out, or the store lost it)")
         if not _written_by_us(data):
