@@ -6,13 +6,14 @@ target=${1:-.env}
 rand() { head -c "$1" /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'; }
 generate() {  # generate NAME: the line for one secret
     case "$1" in
-        REDIS_PASSWORD) echo "REDIS_PASSWORD=$(rand 24)" ;;
+        REDIS_PASSWORD | *_CART_PASSWORD | JWT_REVOCATION_PASSWORD | FLASK_SESSION_PASSWORD) echo "$1=$(rand 24)" ;;
         JWT_KEYS) echo "JWT_KEYS=k$(date -u +%Y%m%d%H%M%S):$(rand 48)" ;;
         CLIENT_SESSION_KEY) echo "CLIENT_SESSION_KEY=$(rand 32)" ;;
         REPLICATION_SECRET) echo "REPLICATION_SECRET=$(rand 48)" ;;
     esac
 }
-secrets=(REDIS_PASSWORD JWT_KEYS CLIENT_SESSION_KEY REPLICATION_SECRET)
+secrets=(REDIS_PASSWORD REDIS_CART_PASSWORD JWT_REVOCATION_PASSWORD FLASK_SESSION_PASSWORD SENTINEL_CART_PASSWORD
+         CLUSTER_CART_PASSWORD JWT_KEYS CLIENT_SESSION_KEY REPLICATION_SECRET)
 if [ ! -f "$target" ]; then
     # Created readable by its owner only (the secrets are in it from the first byte): a chmod after the write
     # would leave it readable by every user of the host until then, under the usual umask 022.

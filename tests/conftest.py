@@ -27,7 +27,12 @@ def settings_env(**overrides: str) -> dict[str, str]:
         "NODE_NAME": "test-node",
         "REDIS_HOST": "127.0.0.1",
         "REDIS_PORT": "1",  # nothing listens there: unit tests must not need Redis
-        "REDIS_PASSWORD": "unit-test-redis-password",
+        # The strategy families' Redis users (config.STORE_USERS); the admin's REDIS_PASSWORD is not the app's.
+        "REDIS_CART_PASSWORD": "unit-test-redis-cart-password",
+        "JWT_REVOCATION_PASSWORD": "unit-test-jwt-revocation-password",
+        "FLASK_SESSION_PASSWORD": "unit-test-flask-session-password",
+        "SENTINEL_CART_PASSWORD": "unit-test-sentinel-cart-password",
+        "CLUSTER_CART_PASSWORD": "unit-test-cluster-cart-password",
         "JWT_KEYS": "unit-k1:unit-test-jwt-secret-that-is-long-enough-0123456789",
         "JWT_REVOCATION_SYNC": "false",  # unit tests: this node's denylist only, no Redis
         "CLIENT_SESSION_KEY": base64.urlsafe_b64encode(b"k" * 32).decode().rstrip("="),

@@ -1,8 +1,8 @@
-"""A real, throwaway redis-server for each test session (the binary from the machine's redis-server package)."""
+"""A real, throwaway redis-server for each test session (the binary from the machine's redis-server package),
+with the lab's users (stores/redis/redis.acl)."""
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import socket
 import subprocess
@@ -11,8 +11,12 @@ import time
 import pytest
 import redis
 
+from session_lab.config import STORE_USERS
+
 from tests.conftest import require
 from tests.integration.balancer import NODE_NAMES, Node
+
+from tests.integration import acl
 
 
 def free_port() -> int:
@@ -25,13 +29,14 @@ class RedisServer:
     def __init__(self, tmp_path):
         self.binary = shutil.which("redis-server")
         self.port = free_port()
-        self.password = secrets.token_urlsafe(16)
+        self.password = acl.ADMIN_PASSWORD  # the admin (`default`) user's: the tests' own clients
+        self.acl = acl.render("redis/redis.acl", tmp_path / "users.acl")
         self.dir = tmp_path
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", self.password,
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--aclfile", str(self.acl),
              "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -52,7 +57,13 @@ class RedisServer:
             self.process.wait(timeout=10)
 
     def client(self) -> redis.Redis:
+        """As the admin user."""
         return redis.Redis(port=self.port, password=self.password, decode_responses=True, socket_timeout=2)
+
+    def client_as(self, user: str) -> redis.Redis:
+        """As one of the strategy families' users (config.STORE_USERS)."""
+        return redis.Redis(port=self.port, username=user, password=acl.PASSWORDS[STORE_USERS[user]],
+                           decode_responses=True, socket_timeout=2)
 
     def client_bytes(self) -> redis.Redis:
         """For values that are not text (Flask-Session's msgpack blobs)."""
@@ -81,7 +92,7 @@ def store(redis_server):
 def settings(make_settings, redis_server, store):
     return make_settings(
         REDIS_PORT=str(redis_server.port),
-        REDIS_PASSWORD=redis_server.password,
+        **acl.APP_PASSWORDS,
         SESSION_IDLE_TIMEOUT="60",
         SESSION_ABSOLUTE_TIMEOUT="300",
         MAX_CART_ITEMS="5",
@@ -97,3 +108,26 @@ def nodes():
     yield nodes
     for node in nodes:
         node.stop()
+
+def started(kind: str, folder):
+    """A real Sentinel group or Cluster (topologies.py) of redis-server processes, healthy."""
+    require(shutil.which("redis-server") is not None, "redis-server is not installed (apt-get install redis-server)")
+    from tests.integration.topologies import ClusterGroup, SentinelGroup  # topologies imports this module
+
+    return {"sentinel": SentinelGroup, "cluster": ClusterGroup}[kind](folder).start()
+
+
+@pytest.fixture(scope="module")
+def sentinel_group(tmp_path_factory):
+    """One Sentinel group per test module that asks for it."""
+    group = started("sentinel", tmp_path_factory.mktemp("sentinel"))
+    yield group
+    group.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster_group(tmp_path_factory):
+    """One Cluster per test module that asks for it."""
+    group = started("cluster", tmp_path_factory.mktemp("cluster"))
+    yield group
+    group.stop()

@@ -1,9 +1,12 @@
 """The flask-session peer against a real Redis: Flask-Session's own storage (one msgpack blob, written back on
 every request), and the lost update its trackers report, reproduced deterministically."""
 
+import pickle
+import secrets
 import threading
 
 import msgspec
+import pytest
 from flask import request
 
 from session_lab import create_app
@@ -70,3 +73,36 @@ def test_with_redis_stopped_it_answers_503(session_client, redis_server):
     redis_server.stop()
     reply = alice.cart()
     assert reply.status == 503 and reply.body["error"] == "store_unavailable"
+
+
+class CreatesAFile:
+    """A pickle whose loading creates `path`: what an attacker who can write Redis would plant (with
+    os.system in place of open)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+@pytest.mark.parametrize("planted", ["pickle", "garbage", "msgpack list", "msgpack dict of another shape",
+                                     "json with a non-text item"])
+def test_a_value_planted_under_the_prefix_runs_nothing_and_is_a_401(app, redis_server, store, clock, tmp_path,
+                                                                    planted):
+    """Flask-Session 0.8.0 falls back to pickle.loads for a value that is neither msgpack nor JSON; the
+    strategy's serializer does not, and anything it never wrote is no session (401 JSON, never a 500)."""
+    ran = tmp_path / "the-planted-pickle-ran"
+    value = {"pickle": pickle.dumps(CreatesAFile(ran)), "garbage": b"\xc1\xff not a session",
+             "msgpack list": msgspec.msgpack.encode([1, 2]),
+             "msgpack dict of another shape": msgspec.msgpack.encode({"user": "mallory"}),
+             "json with a non-text item": msgspec.json.encode({"user": "m", "items": [1], "version": 0,
+                                                               "created": clock(), "seen": clock(), "keys": []})}[planted]
+    sid = secrets.token_urlsafe(32)  # the shape of a real session id, so the lookup happens
+    with redis_server.client_bytes() as admin:
+        admin.set(f"fs:{sid}", value)
+    http = app.test_client()
+    http.set_cookie("sl_flask_session", sid)
+    for reply in (http.get(f"/api/{NAME}/cart"), http.post(f"/api/{NAME}/cart", json={"item": "apple"})):
+        assert reply.status_code == 401 and reply.get_json()["error"] == "unauthorized", reply.get_json()
+    assert not ran.exists(), "loading the stored session ran the planted pickle"

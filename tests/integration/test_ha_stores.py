@@ -4,38 +4,18 @@ and unconfirmed writes, each provoked for real."""
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import pytest
 
 from session_lab import create_app, strategies
-from tests.conftest import flask_sender, require
-from tests.integration.topologies import ClusterGroup, SentinelGroup, wait_until
+from tests.conftest import flask_sender
+from tests.integration.topologies import wait_until
 from tests.session_client import SessionClient
 from tests.strategy_contract import CONTRACT
 
 ON = {store: [c.name for c in strategies.classes() if c.dependencies == (store,)] for store in ("sentinel", "cluster")}
 BUDGET = 3.0  # STORE_RETRY_BUDGET's default
-
-
-def started(topology, folder):
-    require(shutil.which("redis-server") is not None, "redis-server is not installed (apt-get install redis-server)")
-    return topology(folder).start()
-
-
-@pytest.fixture(scope="module")
-def sentinel_group(tmp_path_factory):
-    group = started(SentinelGroup, tmp_path_factory.mktemp("sentinel"))
-    yield group
-    group.stop()
-
-
-@pytest.fixture(scope="module")
-def cluster_group(tmp_path_factory):
-    group = started(ClusterGroup, tmp_path_factory.mktemp("cluster"))
-    yield group
-    group.stop()
 
 
 def healed(group):

@@ -10,8 +10,10 @@ import time
 import pytest
 
 from session_lab import create_app
-from session_lab.revocation import STALE_AFTER
+from session_lab.revocation import STALE_AFTER, ZSET
 from tests.conftest import flask_sender
+from tests.integration.acl import APP_PASSWORDS
+from tests.integration.topologies import wait_until
 from tests.session_client import SessionClient
 
 BOUND = 1.0  # seconds: the lab's claim for a logout to reach every node
@@ -24,7 +26,7 @@ def node(make_settings, redis_server, store, clock):
     made = []
 
     def build(port=None):
-        app = create_app(make_settings(REDIS_PORT=str(port or redis_server.port), REDIS_PASSWORD=redis_server.password,
+        app = create_app(make_settings(REDIS_PORT=str(port or redis_server.port), **APP_PASSWORDS,
                                        JWT_REVOCATION_SYNC="true"), clock=clock)
         made.append(app.extensions["session_lab.strategies"])
         return flask_sender(app)
@@ -184,3 +186,30 @@ def test_the_listener_stays_on_one_connection_while_redis_answers(node, store, c
         time.sleep(3 * STALE_AFTER)
     assert not [r for r in caplog.records if "lost Redis" in r.getMessage()]
     assert int(store.info("stats")["total_connections_received"]) - clients_before <= 1  # the INFO call's own
+
+
+def test_a_logout_redis_refused_reaches_every_node_once_redis_takes_writes_again(node, store):
+    """Redis answers but refuses the write (out of memory: maxmemory below what it holds, noeviction): the
+    listener stays connected, so a logout kept for its next reconnect would never propagate. It is retried
+    until Redis takes it, and then every node refuses the token."""
+    a, b = node(), node()
+    alice = SessionClient("jwt", a)
+    alice.login("alice")
+    token = alice.token
+    for other in (a, b):  # both listeners connected and idle before Redis starts refusing
+        assert SessionClient("jwt", other, token=token).cart().status == 200
+    wait_until(lambda: all(n["jwt"].check_ready()["jwt-revocations"] == "ok" for n in node.made), "not listening")
+    store.config_set("maxmemory-policy", "noeviction")
+    store.config_set("maxmemory", "1")  # every write is refused with OOM from here on
+    try:
+        assert alice.logout().status == 200
+        assert SessionClient("jwt", a, token=token).cart().status == 401  # the node that served it, at once
+        readiness = node.made[0]["jwt"].check_ready()["jwt-revocations"]
+        assert readiness.startswith("not propagating"), readiness  # and /readyz says the logout is not shared
+        time.sleep(1)  # a few retries, all refused
+        assert not store.exists(ZSET)
+    finally:
+        store.config_set("maxmemory", "0")
+    for other in (a, b):
+        assert refused_within(other, token, 5) is not None
+    assert node.made[0]["jwt"].check_ready()["jwt-revocations"] == "ok"

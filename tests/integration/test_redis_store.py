@@ -6,6 +6,7 @@ import pytest
 
 from session_lab import create_app, strategies
 from tests.conftest import flask_sender
+from tests.integration.acl import APP_PASSWORDS
 from tests.session_client import SessionClient
 from tests.strategy_contract import CONTRACT
 
@@ -44,7 +45,7 @@ def test_reads_refresh_the_ttl_once_the_refresh_interval_passed(session_client, 
 
 def test_concurrent_adds_to_one_session_all_survive(make_settings, redis_server, store, clock):
     app = create_app(
-        make_settings(REDIS_PORT=str(redis_server.port), REDIS_PASSWORD=redis_server.password, MAX_CART_ITEMS="500"),
+        make_settings(REDIS_PORT=str(redis_server.port), **APP_PASSWORDS, MAX_CART_ITEMS="500"),
         clock=clock,
     )
     alice = SessionClient("redis", flask_sender(app))
@@ -98,7 +99,7 @@ def test_logout_deletes_the_session(session_client, store):
 
 
 def test_wrong_password_is_503_not_500(make_settings, redis_server, clock):
-    app = create_app(make_settings(REDIS_PORT=str(redis_server.port), REDIS_PASSWORD="wrong-password"), clock=clock)
+    app = create_app(make_settings(REDIS_PORT=str(redis_server.port), REDIS_CART_PASSWORD="wrong-password"), clock=clock)
     reply = app.test_client().post("/api/redis/login", json={"user": "alice"})
     assert reply.status_code == 503 and reply.get_json()["error"] == "store_unavailable"
 

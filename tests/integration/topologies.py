@@ -4,7 +4,6 @@ config files as the compose stack (stores/), for the integration tests."""
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -14,13 +13,11 @@ from pathlib import Path
 
 import redis
 
+from tests.integration import acl
 from tests.integration.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 STORES = ROOT / "stores"
-# One password for every topology of the test run, as in the lab (the app has one REDIS_PASSWORD). Hex: it
-# never starts with "-", which redis-server would read as an option.
-PASSWORD = secrets.token_hex(16)
 
 
 def wait_until(check, what: str, timeout: float = 30) -> None:
@@ -87,7 +84,7 @@ def free_cluster_port() -> int:
 class Topology:
     def __init__(self, folder: Path):
         self.folder = folder
-        self.password = PASSWORD
+        self.password = acl.ADMIN_PASSWORD  # the admin user's: the tests' own clients, replication, sentinels
         self.nodes: list[Node] = []
 
     def client(self, port: int) -> redis.Redis:
@@ -112,14 +109,16 @@ class SentinelGroup(Topology):
     def __init__(self, folder: Path):
         super().__init__(folder)
         self.data = []
+        users = acl.render("sentinel/redis.acl", folder / "data-users.acl")
         for i in range(3):
             port = free_port()
             args = [str(STORES / "sentinel" / "redis.conf"), "--port", str(port), "--bind", "127.0.0.1",
-                    "--dir", ".", "--requirepass", self.password, "--masterauth", self.password]
+                    "--dir", ".", "--aclfile", str(users), "--masterauth", self.password]
             if i:
                 args += ["--replicaof", "127.0.0.1", str(self.data[0].port)]
             self.data.append(Node(args, port, folder / f"data{i}"))
         self.sentinels = []
+        users = acl.render("sentinel/sentinel.acl", folder / "sentinel-users.acl")
         template = (STORES / "sentinel" / "sentinel.conf").read_text()
         for i in range(3):
             port = free_port()
@@ -129,7 +128,7 @@ class SentinelGroup(Topology):
                             .replace("@ANNOUNCE_IP@", "127.0.0.1").replace("@ANNOUNCE_PORT@", str(port))
                             .replace("@PRIMARY_HOST@", "127.0.0.1").replace("@PRIMARY_PORT@", str(self.data[0].port))
                             .replace("@PASSWORD@", self.password))
-            self.sentinels.append(Node([str(conf), "--sentinel"], port, conf.parent))
+            self.sentinels.append(Node([str(conf), "--sentinel", "--aclfile", str(users)], port, conf.parent))
         self.nodes = self.data + self.sentinels
 
     def start(self) -> "SentinelGroup":
@@ -157,7 +156,7 @@ class SentinelGroup(Topology):
         wait_until(healthy, "the Sentinel group did not become healthy", timeout)
 
     def env(self) -> dict[str, str]:
-        return {"SENTINEL_ADDRESSES": " ".join(s.address for s in self.sentinels), "REDIS_PASSWORD": self.password}
+        return {"SENTINEL_ADDRESSES": " ".join(s.address for s in self.sentinels), **acl.APP_PASSWORDS}
 
 
 class ClusterGroup(Topology):
@@ -165,10 +164,11 @@ class ClusterGroup(Topology):
 
     def __init__(self, folder: Path):
         super().__init__(folder)
+        users = acl.render("cluster/redis.acl", folder / "users.acl")
         for i in range(6):
             port = free_cluster_port()
             args = [str(STORES / "cluster" / "redis.conf"), "--port", str(port), "--bind", "127.0.0.1",
-                    "--dir", ".", "--requirepass", self.password, "--masterauth", self.password]
+                    "--dir", ".", "--aclfile", str(users), "--masterauth", self.password]
             self.nodes.append(Node(args, port, folder / f"node{i}"))
 
     def start(self) -> "ClusterGroup":
@@ -207,4 +207,4 @@ class ClusterGroup(Topology):
         wait_until(healthy, "the cluster did not become healthy", timeout)
 
     def env(self) -> dict[str, str]:
-        return {"CLUSTER_NODES": " ".join(n.address for n in self.nodes), "REDIS_PASSWORD": self.password}
+        return {"CLUSTER_NODES": " ".join(n.address for n in self.nodes), **acl.APP_PASSWORDS}

@@ -1,6 +1,6 @@
 import pytest
 
-from session_lab.config import ConfigError, Settings
+from session_lab.config import STORE_USERS, ConfigError, Settings
 from tests.conftest import settings_env
 
 
@@ -10,7 +10,7 @@ def test_defaults_are_safe(make_settings):
     assert s.redis_socket_timeout > 0 and len(s.client_session_key) == 32
 
 
-@pytest.mark.parametrize("name", ["REDIS_PASSWORD", "JWT_KEYS", "CLIENT_SESSION_KEY"])
+@pytest.mark.parametrize("name", [*STORE_USERS.values(), "JWT_KEYS", "CLIENT_SESSION_KEY"])
 def test_missing_secret_is_named(name):
     env = settings_env()
     del env[name]
@@ -44,8 +44,23 @@ def test_bad_jwt_keys_are_refused_with_the_variable_named(keys, signer, message)
 
 def test_placeholder_secret_refused_outside_development():
     with pytest.raises(ConfigError, match="placeholder"):
-        Settings.from_env(settings_env(REDIS_PASSWORD="change-me"))
-    assert Settings.from_env(settings_env(REDIS_PASSWORD="change-me", APP_ENV="development"))
+        Settings.from_env(settings_env(REDIS_CART_PASSWORD="change-me"))
+    assert Settings.from_env(settings_env(REDIS_CART_PASSWORD="change-me", APP_ENV="development"))
+
+
+def test_the_nodes_need_no_admin_password_and_each_family_gets_its_own_user():
+    env = settings_env()
+    env.pop("REDIS_PASSWORD", None)
+    s = Settings.from_env(env)
+    users = [s.redis_cart_user, s.jwt_revocation_user, s.flask_session_user, s.sentinel_cart_user, s.cluster_cart_user]
+    assert [u.name for u in users] == list(STORE_USERS)
+    assert len({u.password for u in users}) == len(users)
+    assert "password" not in repr(s.redis_cart_user) and env["REDIS_CART_PASSWORD"] not in repr(s)
+
+
+def test_a_store_password_with_whitespace_is_refused():
+    with pytest.raises(ConfigError, match="CLUSTER_CART_PASSWORD"):
+        Settings.from_env(settings_env(CLUSTER_CART_PASSWORD="two words"))
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import base64
 import binascii
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 # Values that mean "nobody set this": refused outside development.
@@ -68,6 +68,33 @@ def _secret(env: Mapping[str, str], name: str, app_env: str) -> str:
     if value.strip().lower() in PLACEHOLDER_SECRETS and app_env != "development":
         raise ConfigError(f"{name} is a placeholder; set a real secret when APP_ENV={app_env}")
     return value
+
+
+@dataclass(frozen=True)
+class StoreUser:
+    """A Redis ACL user of one strategy family: its name (fixed, as in stores/*/*.acl) and its password."""
+
+    name: str
+    password: str = field(repr=False)
+
+
+# Each strategy family reaches its store as its own ACL user, limited to its keys and the commands it sends
+# (stores/*/*.acl): user name -> the variable holding its password. The stores' admin password
+# (REDIS_PASSWORD) is never given to the nodes.
+STORE_USERS = {
+    "redis-cart": "REDIS_CART_PASSWORD",
+    "jwt-revocation": "JWT_REVOCATION_PASSWORD",
+    "flask-session": "FLASK_SESSION_PASSWORD",
+    "sentinel-cart": "SENTINEL_CART_PASSWORD",
+    "cluster-cart": "CLUSTER_CART_PASSWORD",
+}
+
+
+def store_user(env: Mapping[str, str], name: str, app_env: str) -> StoreUser:
+    password = _secret(env, STORE_USERS[name], app_env)
+    if any(c.isspace() for c in password):
+        raise ConfigError(f"{STORE_USERS[name]} must not contain whitespace (a Redis ACL password cannot)")
+    return StoreUser(name, password)
 
 
 def jwt_keys(env: Mapping[str, str], app_env: str) -> tuple[tuple[tuple[str, str], ...], str]:
@@ -196,7 +223,11 @@ class Settings:
     app_env: str
     redis_host: str
     redis_port: int
-    redis_password: str
+    redis_cart_user: StoreUser  # the `redis` strategy's carts (sl:*) on the one Redis
+    jwt_revocation_user: StoreUser  # jwt logouts (jwt:* keys and channel) on the one Redis
+    flask_session_user: StoreUser  # the peer's blobs (fs:*) on the one Redis
+    sentinel_cart_user: StoreUser  # the sentinel strategies, on the sentinels (discovery only) and data nodes
+    cluster_cart_user: StoreUser  # the cluster strategies, on every Cluster node
     redis_connect_timeout: float
     redis_socket_timeout: float
     idle_timeout: int
@@ -246,7 +277,11 @@ class Settings:
             app_env=app_env,
             redis_host=env.get("REDIS_HOST", "redis"),
             redis_port=_int(env, "REDIS_PORT", 6379, minimum=1),
-            redis_password=_secret(env, "REDIS_PASSWORD", app_env),
+            redis_cart_user=store_user(env, "redis-cart", app_env),
+            jwt_revocation_user=store_user(env, "jwt-revocation", app_env),
+            flask_session_user=store_user(env, "flask-session", app_env),
+            sentinel_cart_user=store_user(env, "sentinel-cart", app_env),
+            cluster_cart_user=store_user(env, "cluster-cart", app_env),
             redis_connect_timeout=connect_timeout,
             redis_socket_timeout=socket_timeout,
             idle_timeout=idle,

@@ -11,9 +11,11 @@ the strategy exists to avoid. So revocations are pushed instead:
 - each entry lives until the last token of that session could have expired, then is dropped, so the
   denylist is bounded by (logouts per second) x (idle timeout).
 
-A Redis outage never stops a request: checks are local. Logouts made while Redis is unreachable are kept
-in a pending list (counted in the log) and published when it returns; until then other nodes still
-accept those tokens. That window is the documented gap.
+A Redis outage never stops a request: checks are local. Logouts made while Redis is unreachable, or
+refusing the write (out of memory, a timeout), are kept in a pending list (counted in the log and in
+/readyz) that the listener publishes as soon as Redis takes it: retried while it is connected, not only
+when it reconnects, since a Redis that answers but refuses writes never drops the connection. Until then
+other nodes still accept those tokens. That window is the documented gap.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ import redis
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "sl:jwt:revoked"  # pub/sub channel: "<sid> <forget_at>"
-ZSET = "sl:{jwt-revocations}:denylist"  # sid -> forget_at (epoch seconds); one hash slot on a Cluster
+# Under their own prefix, apart from the carts' sl:*: the jwt-revocation ACL user may touch only jwt:* keys
+# and channels, and no other user these (stores/redis/redis.acl).
+CHANNEL = "jwt:revoked"  # pub/sub channel: "<sid> <forget_at>"
+ZSET = "jwt:{revocations}:denylist"  # sid -> forget_at (epoch seconds); one hash slot on a Cluster
 # A node that has not heard of a logout yet (at most about a second, or for a whole Redis outage) may
 # still mint a token for that session; the entry outlives such a token by this much.
 PROPAGATION_SLACK = 60.0
@@ -56,6 +60,8 @@ class RevocationList:
         self._owner_pid: int | None = None  # the thread runs in the process that serves (gunicorn forks)
         self._stop = threading.Event()
         self._next_trim = 0.0
+        self._next_flush = 0.0  # monotonic time of the listener's next try at the pending logouts
+        self._flush_failures = 0
 
     # -- what the strategy asks --------------------------------------------------------------------
 
@@ -92,7 +98,8 @@ class RevocationList:
             pending = len(self._pending)
         if self._connected and not pending:
             return "ok"
-        return f"not propagating: Redis unreachable, {pending} logout(s) known to this node only"
+        return (f"not propagating: {pending} logout(s) known to this node only (Redis unreachable or refusing "
+                "writes)")
 
     def __len__(self) -> int:
         return len(self._denied)
@@ -149,7 +156,7 @@ class RevocationList:
                     self._merge(entries)
                 self._connected = True
                 attempt = 0
-                self._flush_pending()
+                self._next_flush = 0.0  # publish what is pending at once
                 heard_at = next_ping = time.monotonic()
                 while not self._stop.is_set():
                     if time.monotonic() >= next_ping:
@@ -162,6 +169,7 @@ class RevocationList:
                             self._heard(message["data"])
                     elif time.monotonic() - heard_at > STALE_AFTER:
                         raise redis.ConnectionError(f"Redis has not answered for {STALE_AFTER:g} s")
+                    self._retry_pending()
                     self._trim()
             except (redis.RedisError, OSError, ValueError) as exc:
                 if self._connected:
@@ -205,6 +213,22 @@ class RevocationList:
         log.warning("jwt revocations: logout of one session not propagated (%s); %d pending, other nodes "
                     "accept those tokens until Redis returns", why, pending)
 
+    def _retry_pending(self) -> None:
+        """Publish the pending logouts, backing off (RECONNECT_BACKOFF) while Redis refuses them; the
+        subscription stays up meanwhile, and every node hears them once Redis takes them."""
+        now = time.monotonic()
+        if not self._pending or now < self._next_flush:
+            return
+        try:
+            self._flush_pending()
+            self._flush_failures = 0
+        except redis.RedisError as exc:
+            if not self._flush_failures:
+                log.warning("jwt revocations: Redis refused the pending logouts (%s); retrying until it takes them",
+                            type(exc).__name__)
+            self._next_flush = now + RECONNECT_BACKOFF[min(self._flush_failures, len(RECONNECT_BACKOFF) - 1)]
+            self._flush_failures += 1
+
     def _flush_pending(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
@@ -218,7 +242,8 @@ class RevocationList:
                 with self._lock:
                     self._pending.update({s: f for s, f in pending.items() if s not in self._pending})
                 raise
-        log.warning("jwt revocations: propagated %d logout(s) made while Redis was unreachable", len(pending))
+        log.warning("jwt revocations: propagated %d logout(s) made while Redis was unreachable or refusing writes",
+                    len(pending))
 
     def _trim(self) -> None:
         """Forget entries whose tokens have all expired (at most once a second: a full scan)."""

@@ -107,7 +107,7 @@ class SingleRedis(OneClient):
     name = "redis"
 
     def __init__(self, settings: Settings, client: redis.Redis | None = None):
-        self.client = client or redis_client.connect(settings)
+        self.client = client or redis_client.connect(settings, settings.redis_cart_user)
 
 
 class SentinelPrimary(OneClient):
@@ -121,10 +121,9 @@ class SentinelPrimary(OneClient):
         self.retry_budget = settings.store_retry_budget
         timeouts = {"socket_connect_timeout": settings.redis_connect_timeout,
                     "socket_timeout": settings.redis_socket_timeout, "retry": NO_RETRY}
-        self.sentinel = Sentinel(settings.sentinel_addresses,
-                                 sentinel_kwargs={"password": settings.redis_password, **timeouts})
-        self.client = self.sentinel.master_for(settings.sentinel_service, password=settings.redis_password,
-                                               decode_responses=True, **timeouts)
+        user = redis_client.as_user(settings.sentinel_cart_user)  # the same user on sentinels and data nodes
+        self.sentinel = Sentinel(settings.sentinel_addresses, sentinel_kwargs={**user, **timeouts})
+        self.client = self.sentinel.master_for(settings.sentinel_service, decode_responses=True, **user, **timeouts)
 
 
 class ClusterShard(Store):
@@ -149,7 +148,7 @@ class ClusterShard(Store):
                 s = self.settings
                 self._cluster = RedisCluster(
                     startup_nodes=[ClusterNode(host, port) for host, port in s.cluster_nodes],
-                    password=s.redis_password, decode_responses=True,
+                    **redis_client.as_user(s.cluster_cart_user), decode_responses=True,
                     socket_connect_timeout=s.redis_connect_timeout, socket_timeout=s.redis_socket_timeout,
                     # redis-py's default is True (its docstring says False): one lost shard would stop them all.
                     require_full_coverage=False, retry=NO_RETRY,

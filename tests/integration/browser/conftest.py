@@ -14,6 +14,7 @@ import requests
 
 from tests.browser_support import Target
 from tests.conftest import require
+from tests.integration.acl import APP_PASSWORDS
 from tests.integration.app_nodes import Ring
 from tests.integration.balancer import Balancer
 from tests.integration.topologies import wait_until
@@ -27,7 +28,7 @@ def available(traits: dict) -> bool:
 
 class LocalLab:
     def __init__(self, tmp, redis_server):
-        self.ring = Ring(tmp, REDIS_PORT=str(redis_server.port), REDIS_PASSWORD=redis_server.password,
+        self.ring = Ring(tmp, REDIS_PORT=str(redis_server.port), **APP_PASSWORDS,
                          JWT_REVOCATION_SYNC="true")
         nodes = [SimpleNamespace(name=n.name, address=f"127.0.0.1:{n.port}") for n in self.ring.nodes.values()]
         self.balancer = Balancer(tmp, nodes, mode="round-robin")

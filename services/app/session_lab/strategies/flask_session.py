@@ -17,13 +17,22 @@ per strategy, so this strategy holds a `RedisSessionInterface` of its own and ca
 contract tests): the session's times are stored in it and checked against the app's clock (idle and
 absolute timeouts), the Idempotency-Keys of its adds are kept in it, and a request without a valid session
 is a 401, never the fresh anonymous session Flask-Session would open.
+
+One change to Flask-Session's own behaviour, for safety: its serializer falls back to `pickle.loads` for a
+value that is neither msgpack nor JSON ("old sessions", flask_session/base.py, MsgSpecSerializer.decode, to
+be removed in 1.0), so whoever can write a key under its prefix runs code on every node. This strategy's
+serializer keeps both decoders and drops the pickle fallback: such a value is an unreadable session, a 401.
+The Redis ACL user of this strategy (stores/redis/redis.acl) also keeps every other client off `fs:*`.
 """
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import timedelta
 
+import msgspec
 from flask import Request, Response, current_app, g
+from flask_session.base import MsgSpecSerializer
 from flask_session.redis import RedisSessionInterface
 
 from .. import redis_client
@@ -34,9 +43,38 @@ from .base import Session, Strategy, looks_like_session_id
 COOKIE = "sl_flask_session"
 KEY_PREFIX = "fs:"  # Flask-Session's keys, apart from the lab's own (sl:{sid}:...)
 
+# What login writes into every stored session; a value without these fields of these types was planted or
+# corrupted, and is answered 401 rather than crash a request.
+FIELD_TYPES = {"user": str, "created": (int, float), "seen": (int, float), "version": int, "items": list,
+               "keys": list}
+
+
+def _written_by_us(data) -> bool:
+    return (isinstance(data, dict) and all(isinstance(data.get(name), kind) for name, kind in FIELD_TYPES.items())
+            and all(isinstance(item, str) for item in data["items"]))
+
+
+class UnreadableSession(ValueError):
+    """A stored value that is neither msgpack nor JSON: never unpickled, answered as no session."""
+
+
+class _NoPickleSerializer(MsgSpecSerializer):
+    """Flask-Session's serializer (msgpack, then JSON) without its `pickle.loads` fallback."""
+
+    def decode(self, serialized_data: bytes) -> dict:
+        for decoder in (self.decoder, self.alternate_decoder):
+            with suppress(msgspec.DecodeError):
+                return decoder.decode(serialized_data)
+        raise UnreadableSession("the stored session is neither msgpack nor JSON")
+
 
 class _Interface(RedisSessionInterface):
-    """Flask-Session's Redis interface, writing the strategy's cookie instead of the app-wide one."""
+    """Flask-Session's Redis interface, writing the strategy's cookie instead of the app-wide one, with a
+    serializer that never unpickles."""
+
+    def __init__(self, app, **kwargs):
+        super().__init__(app, **kwargs)
+        self.serializer = _NoPickleSerializer(app, kwargs.get("serialization_format", "msgpack"))
 
     def get_cookie_name(self, app) -> str:
         return COOKIE
@@ -54,7 +92,8 @@ class FlaskSessionPeer(Strategy):
 
     def __init__(self, settings, **kwargs):
         super().__init__(settings, **kwargs)
-        self.client = redis_client.connect(settings, decode_responses=False)  # msgpack blobs are bytes
+        # msgpack blobs are bytes
+        self.client = redis_client.connect(settings, settings.flask_session_user, decode_responses=False)
         self.interface: _Interface | None = None
 
     def init_app(self, app) -> None:
@@ -76,11 +115,7 @@ class FlaskSessionPeer(Strategy):
     def current(self, request: Request) -> Session:
         sid = self.session_id_from_cookie(request, COOKIE)
         store_id = self.interface._get_store_id(sid)
-        with store_errors():
-            data = self.interface._retrieve_session_data(store_id)
-        if data is None:
-            raise Unauthorized("unknown session (expired, logged out, or the store lost it)")
-        stored = self.interface.session_class(data, sid=sid)
+        stored = self.interface.session_class(self._load(store_id), sid=sid)
         now = self.clock()
         if now - stored["seen"] >= self.settings.idle_timeout or self.past_absolute(stored["created"], now):
             with store_errors():
@@ -120,6 +155,20 @@ class FlaskSessionPeer(Strategy):
         with store_errors():
             self.client.ping()
         return {"redis": "ok"}
+
+    def _load(self, store_id: str) -> dict:
+        """The stored session's fields; 401 when there is none, or when the value is not one this strategy
+        wrote (not msgpack or JSON, a pickle above all, or missing fields): never a 500, never unpickled."""
+        with store_errors():
+            try:
+                data = self.interface._retrieve_session_data(store_id)
+            except UnreadableSession:
+                data = b""  # not None: answered below as a value this strategy never wrote
+        if data is None:
+            raise Unauthorized("unknown session (expired, logged out, or the store lost it)")
+        if not _written_by_us(data):
+            raise Unauthorized("unreadable session: the store holds a value this strategy never wrote")
+        return data
 
     @staticmethod
     def _session(stored) -> Session:

@@ -45,7 +45,7 @@ class JwtToken(Strategy):
         self.keys = dict(settings.jwt_keys)
         client = revocation_client
         if client is None and settings.jwt_revocation_sync:
-            client = redis_client.connect(settings)
+            client = redis_client.connect(settings, settings.jwt_revocation_user)
         self.revocations = RevocationList(client, settings.idle_timeout + settings.jwt_leeway, clock=self.clock)
 
     def login(self, user: str) -> Session:
