@@ -255,3 +255,13 @@ def test_an_owner_copies_its_evictions_so_the_copy_ends_with_the_session(make_se
     owner.login("bob")
     owner.login("cy")  # beyond the cap: ada goes
     assert [first.sid] in sent and owner.report()["evictions_copied"] == 1
+
+
+def test_a_copy_from_a_version_that_sends_no_last_seen_time_keeps_the_old_rule(buddy, clock):
+    """A rolling redeploy: the owner still runs the version before this one; its copies expire at their
+    absolute lifetime, as they did, not an idle timeout after the login."""
+    sid = new_session_id()
+    old_style = {key: value for key, value in copy_of(sid).items() if key != "seen"}
+    buddy.on_copy({"from": "app1", "sessions": [old_style]})
+    clock.advance(601)  # past the idle timeout since the login, well inside the absolute lifetime
+    assert buddy._missing(sid) is not None

@@ -280,8 +280,11 @@ class Replicated(MemoryStore):
                     self.counters["dropped_stale"] += 1
 
     def _expired(self, snapshot: dict, now: float) -> bool:
-        """The owner's rule, from what the copy knows: idle since it was last seen, or past its lifetime."""
-        return now >= self.expires_at(snapshot["created"], _seen(snapshot))
+        """The owner's rule, from what the copy knows: idle since it was last seen, or past its lifetime. A
+        copy from a version that did not send `seen` (a rolling redeploy) knows its lifetime only."""
+        if "seen" not in snapshot:
+            return self.past_absolute(snapshot["created"], now)
+        return now >= self.expires_at(snapshot["created"], snapshot["seen"])
 
     # -- the channel's verbs (replication/channel.py) ------------------------------------------------
 
@@ -462,7 +465,7 @@ class Replicated(MemoryStore):
 
 
 def _seen(snapshot: dict) -> float:
-    """When the owner last saw the session; a copy from a version that did not say: its login."""
+    """When the owner last saw the session, to order copies of one version; one that did not say: its login."""
     return snapshot.get("seen", snapshot["created"])
 
 
