@@ -10,6 +10,7 @@ wrote it, who had no Docker; see the report on branch h16-repl.)
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit
 
 import requests
 
@@ -26,7 +27,8 @@ HEAVY_ITEM = "\U0001D11E" * 64  # 𝄞 x MAX_ITEM_LENGTH: 4 bytes each in UTF-8,
 def pinned(lab, node: str) -> requests.Session:
     """A client stuck to `node` by the sticky cookie nginx itself sets (loadbalancer/modes/sticky.conf)."""
     http = requests.Session()
-    http.cookies.set("sl_route", node, path="/")
+    # The same domain and path as nginx's own Set-Cookie, so the one nginx sets after a failover replaces it.
+    http.cookies.set("sl_route", node, domain=urlsplit(lab.url).hostname, path="/")
     http.base = lab.url
     return http
 
