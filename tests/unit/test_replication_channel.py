@@ -4,8 +4,10 @@ Issue 16, "Replication channel" (docs/hardening.md)."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import random
+import threading
 
 import pytest
 
@@ -18,9 +20,13 @@ from session_lab.replication.channel import (
     MAX_MESSAGE_BYTES,
     REPLAY_WINDOW,
     SIGNATURE,
+    Peer,
+    PeerUnreachable,
     ReplayGuard,
+    Sender,
     encode,
     message,
+    reply_path,
     sign,
     verify,
 )
@@ -187,6 +193,53 @@ def test_a_replayed_message_is_refused_and_the_answer_is_signed_for_the_request_
     assert again.status_code == 409 and again.get_json()["error"] == "replayed_message"
     unnumbered = json.dumps({"from": "app1", "boot": "b1", "sessions": []}).encode()
     assert post(node_app, unnumbered, sign(SECRET, PATH, unnumbered)).get_json()["error"] == "malformed_message"
+
+
+class _Answering(http.server.BaseHTTPRequestHandler):
+    """A peer on loopback that answers every message with `disowned` (what a sender acts on), signed as the
+    server's class attribute `signer` says."""
+    signer = None
+
+    def do_POST(self):
+        payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = json.dumps({"boot": "peer", "disowned": ["someone-elses-session"]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if self.signer:
+            self.send_header(SIGNATURE, self.signer(self.path, payload, body))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("signer, trusted", [
+    (None, False),  # unsigned
+    (lambda path, payload, body: sign("another-secret-just-as-long-0123456789abcdef",
+                                      reply_path(path, payload), body), False),  # forged
+    (lambda path, payload, body: sign(SECRET, reply_path(path, {**payload, "seq": payload["seq"] + 1}), body),
+     False),  # signed, but for another request (a recorded answer replayed)
+    (lambda path, payload, body: sign(SECRET, reply_path(path, payload), body), True),
+])
+def test_a_sender_acts_only_on_an_answer_signed_for_its_request(signer, trusted):
+    """Before: the sender believed any 200 JSON, so whoever could answer in the buddy's place could make it
+    drop its own sessions (`disowned`)."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), type("Peer", (_Answering,), {"signer": staticmethod(signer)
+                                                                                     if signer else None}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        peer = Peer("app2", f"127.0.0.1:{server.server_port}", SECRET, "replicated", Sender("app1", "boot1"))
+        if trusted:
+            assert peer.call("copy", {}, 2.0)["disowned"] == ["someone-elses-session"]
+        else:
+            with pytest.raises(PeerUnreachable, match="signature"):
+                peer.call("copy", {}, 2.0)
+        peer.close()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # -- 4. the signature header's parser ---------------------------------------------------------------------
