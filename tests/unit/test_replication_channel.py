@@ -318,3 +318,12 @@ def test_a_copy_from_a_version_that_sends_no_last_seen_time_keeps_the_old_rule(b
     buddy.on_copy({"from": "app1", "sessions": [old_style]})
     clock.advance(601)  # past the idle timeout since the login, well inside the absolute lifetime
     assert buddy._missing(sid) is not None
+
+
+def test_a_copy_too_large_to_travel_is_left_out_and_the_others_still_go():
+    """Unreachable through the API (it refuses the add); were a bug to make one, it must not take the whole
+    message, and with it the link, down."""
+    giant = {"sid": new_session_id(), "items": ["x" * MAX_MESSAGE_BYTES]}
+    small = [{"sid": new_session_id(), "items": ["tea"]} for _ in range(3)]
+    found = batches([small[0], giant, *small[1:]])
+    assert [json.loads(piece) for batch in found for piece in batch.sessions] == small

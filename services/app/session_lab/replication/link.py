@@ -56,10 +56,15 @@ class Batch:
 
 def batches(sessions: list[dict] = (), ended: list[str] = ()) -> list[Batch]:
     """Copies and ends in as few messages as their encoded bytes allow. A copy larger than BATCH_BYTES
-    cannot exist: the API refuses the change that would make it (replicated.py, MAX_COPY_BYTES)."""
+    cannot exist (the API refuses the change that would make it: replicated.py, MAX_COPY_BYTES); were one
+    made by a bug, it is left out and logged, never sent, for the buddy would refuse the whole message and
+    the link would go down with every other copy in it."""
     found = [Batch()]
     pieces = [(encode(s), False) for s in sessions] + [(encode(sid), True) for sid in ended]
     for piece, is_end in pieces:
+        if len(piece) + 1 > BATCH_BYTES:
+            log.error("a copy of %d bytes cannot travel (at most %d): not sent", len(piece), BATCH_BYTES)
+            continue
         if not found[-1].fits(piece) and len(found[-1]):
             found.append(Batch())
         found[-1].add(piece, is_end)
@@ -194,11 +199,12 @@ class BuddyLink:
         generation = secrets.token_hex(8)
         if self._deliver(Batch(), {"gen": generation, "phase": "begin"}) is None:
             return
-        sessions = self._snapshot_all()
-        for batch in batches(sessions):
+        parts = batches(self._snapshot_all())
+        for batch in parts:
             if len(batch) and self._deliver(batch, {"gen": generation, "phase": "batch"}) is None:
                 return
-        done = self._deliver(Batch(), {"gen": generation, "phase": "end", "count": len(sessions)})
+        sent = sum(len(batch.sessions) for batch in parts)
+        done = self._deliver(Batch(), {"gen": generation, "phase": "end", "count": sent})
         if done is None or done.get("swapped") is not True:
             self._resync.set()  # the buddy lost the generation (it restarted meanwhile): again, next heartbeat
             return
@@ -206,7 +212,7 @@ class BuddyLink:
         self.counters["transfers"] += 1
         self.since = time.time() if was != self.UP else self.since
         log.info("%s: buddy %s has a copy of all %d sessions of this node (state transfer)",
-                 self.peer.strategy, self.peer.name, len(sessions))
+                 self.peer.strategy, self.peer.name, sent)
 
     def _down(self, reason: str) -> None:
         self.reason = reason
