@@ -85,7 +85,8 @@ def test_the_replication_channel_is_not_reachable_through_the_balancer(lab):
     path = "/internal/replication/replicated/copy"
     secret = next(line.split("=", 1)[1] for line in lab.env_file.read_text().splitlines()
                   if line.startswith("REPLICATION_SECRET="))
-    body = json.dumps({"from": "app1", "boot": "x", "reset": True, "sessions": [], "ended": []}).encode()
+    body = json.dumps({"from": "app1", "boot": "x", "seq": 1, "transfer": {"gen": "g", "phase": "begin"},
+                       "sessions": [], "ended": []}).encode()
     for method, headers in (("GET", {}), ("POST", {}), ("POST", {SIGNATURE: sign(secret, path, body)})):
         r = requests.request(method, lab.url + path, data=body, timeout=10,
                              headers={"Content-Type": "application/json", **headers})

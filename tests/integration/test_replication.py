@@ -3,6 +3,7 @@ real: what the buddy serves, what it adopts, what a returning node gets back, an
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -221,9 +222,17 @@ def copy_of(sid: str, user: str, items: list[str], version: int) -> dict:
             "keys": items, "fmt": 1}
 
 
+_SEQ = itertools.count(1)
+
+
 def signed(ring, node: str, strategy: str, verb: str, payload: dict):
+    """A message as a node sends it: numbered (boot, seq) unless the payload says otherwise, and signed."""
     path = f"/internal/replication/{strategy}/{verb}"
-    body = json.dumps(payload).encode()
+    body = json.dumps({"boot": "test-sender", "seq": next(_SEQ), **payload}).encode()
+    return post_signed(ring, node, path, body)
+
+
+def post_signed(ring, node: str, path: str, body: bytes):
     status, answer, _ = ring[node].request("POST", path, body, headers={SIGNATURE: sign(ring.secret, path, body)})
     return status, answer
 
@@ -239,3 +248,85 @@ def test_a_buddy_stopped_gracefully_and_started_again_gets_its_copies_back(ring)
     add(ring["app1"], SYNC, cookie, "bread")
     ring["app1"].kill()
     assert cart(ring["app2"], SYNC, cookie)[1]["items"] == ["tea", "jam", "bread"]
+
+
+# -- issue 16, replication channel: the defences against one client, and against replays -----------------
+
+CLEF = "\U0001D11E"  # 𝄞: 4 bytes in UTF-8, 12 as `\ud834\udd1e` in json.dumps's default ASCII
+BIG_ITEM = CLEF * 64  # the longest item the API takes (MAX_ITEM_LENGTH 64), of the heaviest characters
+
+
+def fill(node, strategy: str, sessions: int, items: int) -> list[str]:
+    """`sessions` users on `node`, each with `items` items of BIG_ITEM (each add with its own key)."""
+    cookies = []
+    for n in range(sessions):
+        cookie = login(node, strategy, f"{CLEF * 8}-{n}")
+        for i in range(items):
+            status, body, _ = node.request("POST", f"/api/{strategy}/cart", {"item": BIG_ITEM}, cookie,
+                                           {"Idempotency-Key": f"{n}-{i}"})
+            assert status == 200, body
+        cookies.append(cookie)
+    return cookies
+
+
+def test_a_node_full_of_big_non_ascii_carts_refills_its_restarted_buddy_and_the_link_stays_up(ring):
+    """Before: 100 sessions a message, so these 40 carts (~1.7 MB as json.dumps's ASCII escapes) made the
+    transfer a 413; the link stayed down and each retry's `reset` wiped app2's copies again."""
+    cookies = fill(ring["app1"], SYNC, 40, 50)
+    assert ring["app2"].report(SYNC)["copies"] == 40  # copied live, one by one
+    ring["app2"].kill()
+    ring["app2"].start()  # empty, a new boot: app1's watcher sends it everything
+
+    def refilled():
+        link = ring["app1"].report(SYNC)["buddy"]
+        return (link["state"] == "up" and link["filled"] == ring["app2"].report(SYNC)["boot"]
+                and ring["app2"].report(SYNC)["copies"] == 40)
+
+    wait_until(refilled, "app2 holds all 40 copies again and app1's link is up", 20)
+    assert ring["app2"].report(SYNC)["transfers_received"] >= 1
+    ring["app1"].kill()
+    status, body = cart(ring["app2"], SYNC, cookies[-1])
+    assert status == 200 and body["items"] == [BIG_ITEM] * 50 and body["node"] == "app2"
+    assert ring["app2"].report(SYNC)["adopted"] == 40
+
+
+def test_a_replayed_message_changes_nothing_and_a_replayed_transfer_begin_is_refused(ring):
+    cookie = login(ring["app1"], SYNC, "jo")
+    add(ring["app1"], SYNC, cookie, "tea")
+    path = f"/internal/replication/{SYNC}/copy"
+    begin = json.dumps({"from": "app1", "boot": "b", "seq": 1, "transfer": {"gen": "g", "phase": "begin"},
+                        "sessions": [], "ended": []}).encode()
+    end = json.dumps({"from": "app1", "boot": "b", "seq": 2, "transfer": {"gen": "g", "phase": "end", "count": 0},
+                      "sessions": [], "ended": []}).encode()
+    assert post_signed(ring, "app2", path, begin)[0] == 200
+    status, answer = post_signed(ring, "app2", path, begin)  # the same message again, freshly signed
+    assert status == 409 and answer["error"] == "replayed_message"
+    assert ring["app2"].report(SYNC)["copies"] == 1  # a begin alone wipes nothing
+    assert post_signed(ring, "app2", path, end)[0] == 200  # this generation was whole (empty): swapped in
+    assert post_signed(ring, "app2", path, end)[0] == 409
+
+
+def test_a_malformed_signature_header_is_a_403_json_not_a_500(ring):
+    path = f"/internal/replication/{SYNC}/copy"
+    for header in ("t=\u00b2,v1=" + "0" * 64, "t=\u00b2", "t=,v1=", "v1=", "t=1" + "0" * 40 + ",v1=00"):
+        status, body, _ = ring["app2"].request("POST", path, b"{}", headers={SIGNATURE: header})
+        assert status == 403 and body["error"] == "bad_signature", (header, body)
+
+
+def test_a_session_evicted_on_its_owner_does_not_come_back_through_its_copy(tmp_path):
+    """Before: the owner's store dropped it silently (MEMORY_MAX_SESSIONS), its copy lived on, and the
+    owner's death brought it back."""
+    nodes = Ring(tmp_path, MEMORY_MAX_SESSIONS="3")
+    nodes["app2"].env["MEMORY_MAX_SESSIONS"] = "100"  # the buddy has room: only the owner's eviction can end it
+    nodes.start()
+    try:
+        wait_until(lambda: nodes["app1"].report(SYNC)["buddy"]["state"] == "up", "app1 sees app2", 10)
+        first = login(nodes["app1"], SYNC, "first")
+        for n in range(3):
+            login(nodes["app1"], SYNC, f"later-{n}")  # the fourth session evicts the first on app1
+        assert nodes["app2"].report(SYNC)["copies"] == 3
+        nodes["app1"].kill()
+        status, body = cart(nodes["app2"], SYNC, first)
+        assert status == 401 and body["error"] == "unauthorized"
+    finally:
+        nodes.stop()

@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from .errors import ApiError, StateTooLarge, error_body
-from .limits import CREDENTIAL_MAX_BYTES
+from .limits import CREDENTIAL_MAX_BYTES, IDEMPOTENCY_KEY_MAX_CHARS
 from .strategies import Session, Strategy
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-MAX_KEY_LENGTH = 64
+MAX_KEY_LENGTH = IDEMPOTENCY_KEY_MAX_CHARS
 
 
 def strategies() -> dict[str, Strategy]:

@@ -32,3 +32,5 @@ def header_block_bytes(status: str, headers) -> int:
     for name, value in headers:
         size += len(name) + 2 + len(value.encode("latin-1", "replace")) + 2
     return size
+
+IDEMPOTENCY_KEY_MAX_CHARS = 64  # an Idempotency-Key header (api.py); replicated.py bounds a copy's size with it

@@ -49,10 +49,13 @@ class MemoryStore(Strategy):
     def login(self, user: str) -> Session:
         now = self.clock()
         session = Session(user=user, created_at=now, sid=new_session_id())
+        entry = Entry(session, self.expires_at(now, now), refreshed_at=now)
+        self._refuse_if_too_large(entry)
         with self._lock:
-            entry = self._entries[session.sid] = Entry(session, self.expires_at(now, now), refreshed_at=now)
-            self._evict(now)
+            self._entries[session.sid] = entry
+            evicted = self._evict(now)
             copied = self._copy(session)
+        self._evicted(evicted)
         self._changed(entry, copied)
         return copied
 
@@ -80,6 +83,8 @@ class MemoryStore(Strategy):
         if expired:
             self._ended(sid)
             raise Unauthorized("session expired")
+        if refreshed:
+            self._refreshed(entry)
         return session
 
     def add_item(self, session: Session, item: str, key: str | None = None) -> Session:
@@ -91,6 +96,7 @@ class MemoryStore(Strategy):
             if key is not None and key in entry.keys:
                 return self._copy(stored)  # a replay of an add already applied
             self.refuse_if_full(stored.items)
+            self._refuse_if_too_large(entry, item, key)
             stored.items.append(item)
             stored.version += 1
             entry.expires_at, entry.refreshed_at = self.expires_at(stored.created_at), self.clock()
@@ -131,6 +137,15 @@ class MemoryStore(Strategy):
     def _ended(self, sid: str) -> None:
         """A session was logged out."""
 
+    def _refreshed(self, entry: Entry) -> None:
+        """A use slid the session's idle expiry (SESSION_REFRESH_AFTER): its last-seen time moved on."""
+
+    def _evicted(self, sids: list[str]) -> None:
+        """Sessions dropped by the store itself (expired, or beyond MEMORY_MAX_SESSIONS)."""
+
+    def _refuse_if_too_large(self, entry: Entry, item: str | None = None, key: str | None = None) -> None:
+        """Refuse (413, before anything changes) a session, or an add to it, the store could not keep."""
+
     def _missing(self, sid: str) -> Entry | None:
         """A request named a session this node does not hold: an Entry now held, or None (401)."""
         return None
@@ -150,15 +165,18 @@ class MemoryStore(Strategy):
         return {"sid": s.sid, "user": s.user, "items": list(s.items), "created": s.created_at,
                 "version": s.version, "keys": sorted(entry.keys), session_format.FIELD: session_format.FORMAT}
 
-    def _evict(self, now: float) -> None:
+    def _evict(self, now: float) -> list[str]:
         """Drop expired sessions (a full scan, so at most every SWEEP_EVERY seconds), then the least
-        recently used ones beyond the size limit."""
+        recently used ones beyond the size limit; the ids dropped, for `_evicted` once the lock is free."""
+        evicted = []
         if now >= self._next_sweep:
             self._next_sweep = now + SWEEP_EVERY
-            for sid in [sid for sid, e in self._entries.items() if now >= e.expires_at]:
+            evicted = [sid for sid, e in self._entries.items() if now >= e.expires_at]
+            for sid in evicted:
                 del self._entries[sid]
         while len(self._entries) > self.settings.memory_max_sessions:
-            self._entries.popitem(last=False)
+            evicted.append(self._entries.popitem(last=False)[0])
+        return evicted
 
     @staticmethod
     def _copy(session: Session) -> Session:

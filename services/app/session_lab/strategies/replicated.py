@@ -17,6 +17,13 @@ The rules, each for a failure the experiment provokes:
   from: a logout that reaches the node holding only the copy (the owner was stopping) ends it on the owner
   too and drops the copy; one that reaches a node back empty first takes the session back from the buddy
   that adopted it, then ends it.
+- A copy carries the time its session was last seen, and the owner copies a use that slides the idle
+  expiry (SESSION_REFRESH_AFTER) and every session its store evicts (expired, or beyond the cap): a copy is
+  adopted only within the idle and the absolute lifetime, so a session that expired on its owner never comes
+  back through its copy.
+- A copy always fits one channel message: a session that could not (only possible when MAX_CART_ITEMS or
+  MAX_ITEM_LENGTH are raised far beyond their defaults, see copy_bytes_bound) is refused at the login or the
+  add with a 413, before anything is acknowledged.
 """
 
 from __future__ import annotations
@@ -26,17 +33,18 @@ import secrets
 import threading
 import time
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
 
 from flask import Request
 
 from .. import session_format
-from ..errors import ApiError
-from ..replication.channel import Peer, PeerUnreachable
-from ..replication.link import BATCH_SESSIONS, BuddyLink
+from ..errors import ApiError, StateTooLarge
+from ..limits import IDEMPOTENCY_KEY_MAX_CHARS
+from ..replication.channel import MAX_CHAR_BYTES, MAX_COPY_BYTES, Peer, PeerUnreachable, ReplayGuard, Sender, encode
+from ..replication.link import BuddyLink
 from ..replication.ring import Ring
-from .base import Session, looks_like_session_id
+from .base import Session, looks_like_session_id, new_session_id
 from .memory import Entry, MemoryStore, json_bytes
 
 log = logging.getLogger(__name__)
@@ -44,13 +52,45 @@ log = logging.getLogger(__name__)
 TOMBSTONE_SECONDS = 60.0  # a logout outlives any copy still in flight (each is bounded by REPLICATION_TIMEOUT)
 WARD_CHECK_EVERY = 1.0  # seconds the ward's last answer is trusted, so a miss under routing that spreads users costs no call
 WARD_TIMEOUT = 0.5  # a live node answers a hello in milliseconds; a frozen one never does
+COPY_SWEEP_EVERY = 10.0  # seconds between scans for expired copies (as memory.SWEEP_EVERY for sessions)
+
+
+def copy_bytes_bound(settings) -> int:
+    """The most one session's copy can weigh as it travels (channel.encode), whatever its characters: every
+    character at channel.MAX_CHAR_BYTES, the cart full, every add with its own longest Idempotency-Key.
+    With the defaults (MAX_CART_ITEMS 50, MAX_ITEM_LENGTH 64, MAX_USER_LENGTH 64, keys of 64):
+    50 x (64 x 6 + 3) + 50 x (64 x 6 + 3) + 64 x 6 + frame (< 300) = 19,350 + 19,350 + 384 + 300 < 40 KB,
+    about 1/26 of channel.MAX_COPY_BYTES (1,044,480 bytes): no session the defaults allow is ever refused.
+    (With ASCII-only escapes, json.dumps's default, a 4-byte character such as U+1D11E would weigh 12 bytes,
+    `\ud834\udd1e`; the channel sends UTF-8, so it weighs 4.)"""
+    def strings(count: int, chars: int) -> int:  # quotes and a comma each
+        return count * (chars * MAX_CHAR_BYTES + 3)
+
+    widest = -1.7976931348623157e308  # the longest float repr there is
+    frame = len(encode({"sid": new_session_id(), "user": "", "items": [], "created": widest, "version": -2 ** 63,
+                        "keys": [], "seen": widest, session_format.FIELD: session_format.FORMAT}))
+    return (frame + strings(1, settings.max_user_length) + strings(settings.max_cart_items, settings.max_item_length)
+            + strings(settings.max_cart_items, IDEMPOTENCY_KEY_MAX_CHARS))
 
 
 @dataclass
 class Copy:
     snapshot: dict
     origin: str
-    expires_at: float  # the session's absolute lifetime: the owner's reads, which slide its idle expiry, are not copied
+    tick: int  # when it arrived, in this node's count of copies received (a transfer keeps what came after it began)
+
+    def newer_than(self, other: "Copy") -> bool:
+        """A later version, or the same one seen later (a use that slid its idle expiry)."""
+        return (self.snapshot["version"], _seen(self.snapshot)) > (other.snapshot["version"], _seen(other.snapshot))
+
+
+@dataclass
+class Staging:
+    """A state transfer in progress from the ward: its copies wait here until its `end` swaps them in."""
+    generation: str
+    tick: int  # copies that arrive live after this one stay through the swap
+    copies: OrderedDict[str, Copy] = field(default_factory=OrderedDict)
+    received: int = 0
 
 
 class Replicated(MemoryStore):
@@ -68,28 +108,43 @@ class Replicated(MemoryStore):
         super().__init__(settings, **kwargs)
         self.boot = secrets.token_hex(8)  # a new process, a new boot: the owner sees its buddy restarted empty
         self.ring = Ring(settings.node_name, settings.replication_peers)
+        self.replay_guard = ReplayGuard()
         self._copies: OrderedDict[str, Copy] = OrderedDict()
+        self._staging: dict[str, Staging] = {}
+        self._tick = 0
+        self._next_copy_sweep = 0.0
         self._tombstones: OrderedDict[str, float] = OrderedDict()
         self._adopted_from: dict[str, tuple[str, int]] = {}  # sid -> (former owner, version when adopted)
         self.counters: Counter[str] = Counter()
         self._ward_answered = float("-inf")  # when the ward last answered a hello of ours
         self._ward_lock = threading.Lock()
+        self._may_outgrow_a_message = copy_bytes_bound(settings) > MAX_COPY_BYTES
         self.link = self.ward = None
         if self.ring.buddy:
-            self.link = BuddyLink(Peer(*self.ring.buddy, settings.replication_secret, self.name), settings.node_name,
-                                  self.boot, settings.replication_timeout, self.synchronous, self._snapshot_all,
-                                  self._drop)
-            self.ward = Peer(*self.ring.ward, settings.replication_secret, self.name)
+            sender = Sender(settings.node_name, self.boot)
+            self.link = BuddyLink(Peer(*self.ring.buddy, settings.replication_secret, self.name, sender),
+                                  settings.replication_timeout, self.synchronous, self._snapshot_all, self._drop)
+            self.ward = Peer(*self.ring.ward, settings.replication_secret, self.name, sender)
 
     def start(self) -> None:
         if self.link:
             self.link.start()
 
+    def channel_handlers(self) -> dict[str, Callable[[dict], dict]]:
+        """The verbs the channel (replication/channel.py) accepts for this strategy."""
+        return {"hello": self.on_hello, "copy": self.on_copy, "handback": self.on_handback, "logout": self.on_logout}
+
     # -- the memory store's hooks ------------------------------------------------------------------------
 
     def _changed(self, entry: Entry, session: Session) -> None:
+        self._copy_out(entry)
+
+    def _refreshed(self, entry: Entry) -> None:
+        self._copy_out(entry)  # the copy learns the new last-seen time, so it expires no earlier than the session
+
+    def _copy_out(self, entry: Entry) -> None:
         with self._lock:
-            if self._entries.get(session.sid) is not entry:
+            if self._entries.get(entry.session.sid) is not entry:
                 return  # ended meanwhile
             snapshot = self._snapshot(entry)
         if self.link:
@@ -100,6 +155,32 @@ class Replicated(MemoryStore):
             self._adopted_from.pop(sid, None)
         if self.link:
             self.link.send(ended=[sid], now=True)  # a logout queued when the node dies would come back to life
+
+    def _evicted(self, sids: list[str]) -> None:
+        """Gone from this node (expired, or beyond the cap): gone from the buddy too, or its copy would come
+        back to life when this node dies."""
+        if not sids:
+            return
+        with self._lock:
+            for sid in sids:
+                self._adopted_from.pop(sid, None)
+        self.counters["evictions_copied"] += len(sids)
+        if self.link:
+            self.link.send(ended=sids)
+
+    def _refuse_if_too_large(self, entry: Entry, item: str | None = None, key: str | None = None) -> None:
+        if not self._may_outgrow_a_message:
+            return  # copy_bytes_bound proves every session fits: no need to weigh it
+        snapshot = self._snapshot(entry)
+        if item is not None:
+            snapshot["items"].append(item)
+            snapshot["version"] += 1
+        if key is not None:
+            snapshot["keys"].append(key)
+        size = len(encode(snapshot))
+        if size > MAX_COPY_BYTES:
+            raise StateTooLarge(f"this session would weigh {size} bytes, more than a copy to the buddy node may "
+                                f"({MAX_COPY_BYTES}); nothing was changed")
 
     def end(self, request: Request) -> bool:
         """False when this node holds neither the session nor its copy, and its buddy did not adopt it from this
@@ -121,7 +202,7 @@ class Replicated(MemoryStore):
         """A logout on the node holding only the copy: the owner (the ward) is stopping or the routing spreads
         users. The owner ends it if it answers; the copy goes either way, and its tombstone keeps it gone."""
         try:
-            self.ward.call("logout", {"from": self.settings.node_name, "sid": sid}, self.settings.replication_timeout)
+            self.ward.call("logout", {"sid": sid}, self.settings.replication_timeout)
         except PeerUnreachable:
             pass  # gone or frozen: the copy was the session's only future
         with self._lock:
@@ -149,7 +230,7 @@ class Replicated(MemoryStore):
             if time.monotonic() - self._ward_answered < WARD_CHECK_EVERY:
                 return True
             try:
-                self.ward.call("hello", {"from": self.settings.node_name, "boot": self.boot}, WARD_TIMEOUT)
+                self.ward.call("hello", {}, WARD_TIMEOUT)
             except PeerUnreachable:
                 return False
             self._ward_answered = time.monotonic()
@@ -161,37 +242,37 @@ class Replicated(MemoryStore):
         with self._lock:
             for sid in [sid for sid, c in self._copies.items() if c.origin == origin]:
                 copy = self._copies.pop(sid)
-                if sid in self._entries or now >= copy.expires_at:
-                    continue
+                if sid in self._entries or self._expired(copy.snapshot, now):
+                    continue  # idle or past its lifetime on the owner too: it must not come back
                 entry = self._entries[sid] = self._entry(copy.snapshot, now)
                 self._adopted_from[sid] = (origin, entry.session.version)
                 adopted.append(self._snapshot(entry))
-            self._evict(now)
+            evicted = self._evict(now)
+        self._evicted(evicted)
         if not adopted:
             return
         self.counters["adopted"] += len(adopted)
         log.warning("%s: %s does not answer: adopted its %d sessions from their copies", self.name, origin,
                     len(adopted))
         if self.link:
-            for first in range(0, len(adopted), BATCH_SESSIONS):
-                self.link.send(adopted[first:first + BATCH_SESSIONS])
+            self.link.send(adopted)  # batched by bytes (link.batches)
 
     def _take_back(self, sid: str) -> Entry | None:
         """Ask the buddy for a session it adopted from this node while this node was down."""
         if self.link is None or self.link.state == BuddyLink.DOWN or not looks_like_session_id(sid):
             return None
         try:
-            answer = self.link.peer.call("handback", {"from": self.settings.node_name, "sid": sid},
-                                         self.settings.replication_timeout)
+            answer = self.link.peer.call("handback", {"sid": sid}, self.settings.replication_timeout)
         except PeerUnreachable:
             return None
         snapshot = answer.get("session")
-        if not self._valid(snapshot) or snapshot["sid"] != sid:
-            return None
         now = self.clock()
+        if not self._valid(snapshot) or snapshot["sid"] != sid or self._expired(snapshot, now):
+            return None
         with self._lock:
             entry = self._entries.setdefault(sid, self._entry(snapshot, now))
-            self._evict(now)
+            evicted = self._evict(now)
+        self._evicted(evicted)
         self.counters["taken_back"] += 1
         self._changed(entry, entry.session)  # the buddy holds it as a copy again
         return entry
@@ -202,6 +283,13 @@ class Replicated(MemoryStore):
             for sid in sids:
                 if self._entries.pop(sid, None) is not None:
                     self.counters["dropped_stale"] += 1
+
+    def _expired(self, snapshot: dict, now: float) -> bool:
+        """The owner's rule, from what the copy knows: idle since it was last seen, or past its lifetime. A
+        copy from a version that did not send `seen` (a rolling redeploy) knows its lifetime only."""
+        if "seen" not in snapshot:
+            return self.past_absolute(snapshot["created"], now)
+        return now >= self.expires_at(snapshot["created"], snapshot["seen"])
 
     # -- the channel's verbs (replication/channel.py) ------------------------------------------------
 
@@ -215,41 +303,82 @@ class Replicated(MemoryStore):
         if self.ring.ward is None or origin != self.ring.ward[0]:
             raise ApiError(f"{self.settings.node_name} keeps copies of {self.ring.ward and self.ring.ward[0]}, "
                            f"not of {origin[:40]!r}", status=409, code="not_my_ward")
-        sessions, ended = payload.get("sessions", []), payload.get("ended", [])
-        if not isinstance(sessions, list) or not isinstance(ended, list):
-            raise ApiError("`sessions` and `ended` must be lists", code="malformed_message")
+        sessions, ended, transfer = _copy_message(payload)
         now = self.clock()
-        disowned = []
         with self._lock:
-            if payload.get("reset") is True:  # a state transfer starts: what we held of the ward is stale
-                for sid in [sid for sid, c in self._copies.items() if c.origin == origin]:
-                    del self._copies[sid]
-            for snapshot in sessions:
-                if not self._valid(snapshot):
-                    self.counters["copies_refused"] += 1
-                    continue
-                sid = snapshot["sid"]
-                held = self._copies.get(sid)
-                if sid in self._entries:
-                    version = self._entries[sid].session.version
-                    if self._adopted_from.get(sid) == (origin, version) and snapshot["version"] >= version:
-                        # Adopted from the ward, untouched since, and the ward still writes it: it lives.
-                        del self._entries[sid], self._adopted_from[sid]
-                        self._copies[sid] = Copy(snapshot, origin, snapshot["created"] + self.settings.absolute_timeout)
-                        self.counters["released"] += 1
-                    else:
-                        disowned.append(sid)  # this node changed it since: the ward's copy is the stale one
-                elif sid in self._tombstones or (held and held.snapshot["version"] >= snapshot["version"]):
-                    continue  # ended already, or a replay or an older copy overtaken by a newer one
-                else:
-                    self._copies[sid] = Copy(snapshot, origin, snapshot["created"] + self.settings.absolute_timeout)
-                    self._copies.move_to_end(sid)
+            staging = self._staging_for(origin, transfer, len(sessions))
+            disowned = [sid for sid in (self._receive(snapshot, origin, staging) for snapshot in sessions) if sid]
             for sid in ended:
                 if isinstance(sid, str) and sid not in self._entries:
                     self._copies.pop(sid, None)
                     self._bury(sid, now)
+            answer = {"boot": self.boot, "disowned": disowned}
+            if transfer is not None and transfer["phase"] == "end":
+                answer["swapped"] = self._swap(origin, transfer)
             self._trim(now)
-        return {"boot": self.boot, "disowned": disowned}
+        return answer
+
+    def _staging_for(self, origin: str, transfer: dict | None, count: int) -> Staging | None:
+        """Where a message's copies go: the transfer's staging, or None (held at once, live copies). A batch
+        of a generation this node does not stage (it restarted meanwhile) is held as live copies: they are."""
+        if transfer is None:
+            return None
+        if transfer["phase"] == "begin":  # a new generation; one begun before and never ended is dropped
+            self._staging[origin] = Staging(transfer["gen"], self._tick)
+        staging = self._staging.get(origin)
+        if staging is None or staging.generation != transfer["gen"]:
+            return None
+        staging.received += count
+        return staging
+
+    def _receive(self, snapshot, origin: str, staging: Staging | None) -> str | None:
+        """Holds one copy (or refuses it); the session id when this node owns the session and the ward's
+        version is the stale one (`disowned`)."""
+        if not self._valid(snapshot):
+            self.counters["copies_refused"] += 1
+            return None
+        sid = snapshot["sid"]
+        self._tick += 1
+        if sid in self._entries:
+            return self._owned_here(snapshot, origin)
+        if sid in self._tombstones:
+            return None  # ended already
+        held = (staging.copies if staging else self._copies)
+        copy = Copy(snapshot, origin, self._tick)
+        if sid not in held or copy.newer_than(held[sid]):  # else a replay, or an older copy overtaken
+            held[sid] = copy
+            held.move_to_end(sid)
+        return None
+
+    def _owned_here(self, snapshot: dict, origin: str) -> str | None:
+        sid = snapshot["sid"]
+        version = self._entries[sid].session.version
+        if self._adopted_from.get(sid) == (origin, version) and snapshot["version"] >= version:
+            # Adopted from the ward, untouched since, and the ward still writes it: it lives.
+            del self._entries[sid], self._adopted_from[sid]
+            self._copies[sid] = Copy(snapshot, origin, self._tick)
+            self.counters["released"] += 1
+            return None
+        return sid  # this node changed it since: the ward's copy is the stale one
+
+    def _swap(self, origin: str, transfer: dict) -> bool:
+        """The transfer's last message: its copies replace the ward's old ones, with what arrived live while
+        it ran. Only a generation received whole is swapped in; anything else leaves the old copies."""
+        staging = self._staging.get(origin)
+        if staging is None or staging.generation != transfer["gen"]:
+            return False
+        del self._staging[origin]
+        if staging.received != transfer["count"]:
+            self.counters["transfers_incomplete"] += 1
+            return False
+        kept = OrderedDict((sid, c) for sid, c in self._copies.items() if c.origin != origin or c.tick > staging.tick)
+        for sid, copy in staging.copies.items():
+            if sid not in self._tombstones and sid not in self._entries and (sid not in kept
+                                                                             or copy.newer_than(kept[sid])):
+                kept[sid] = copy
+        self._copies = kept
+        self.counters["transfers_received"] += 1
+        return True
 
     def on_logout(self, payload: dict) -> dict:
         """Our buddy saw the logout of a session of ours (see _end_copy). It keeps the tombstone, so this
@@ -283,14 +412,20 @@ class Replicated(MemoryStore):
     def report(self) -> dict:
         with self._lock:
             copies = [c.snapshot for c in self._copies.values()]
+            staged = sum(len(s.copies) for s in self._staging.values())
         return {
-            **super().report(), "copies": len(copies), "copy_bytes": json_bytes(copies),
+            **super().report(), "copies": len(copies), "copy_bytes": json_bytes(copies), "staged": staged,
             "boot": self.boot, "ward": self.ring.ward and self.ring.ward[0],
             "buddy": self.link.report() if self.link else None,
             **self.counters,
         }
 
     # -- snapshots ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _snapshot(entry: Entry) -> dict:
+        """A copy: the session as the memory store measures it, and when it was last seen (its idle expiry)."""
+        return {**MemoryStore._snapshot(entry), "seen": entry.refreshed_at}
 
     def _snapshot_all(self) -> list[dict]:
         with self._lock:
@@ -312,23 +447,55 @@ class Replicated(MemoryStore):
             return False
         return (looks_like_session_id(snapshot.get("sid")) and isinstance(snapshot.get("user"), str)
                 and _strings(snapshot.get("items")) and _strings(snapshot.get("keys"))
-                and isinstance(snapshot.get("created"), (int, float)) and isinstance(snapshot.get("version"), int))
+                and _number(snapshot.get("created")) and _number(snapshot.get("seen", 0))
+                and type(snapshot.get("version")) is int)
 
     def _bury(self, sid: str, now: float) -> None:
         self._tombstones[sid] = now + TOMBSTONE_SECONDS
         self._tombstones.move_to_end(sid)
 
     def _trim(self, now: float) -> None:
-        """Copies beyond the store's size limit go least recently copied first; tombstones once expired."""
-        while len(self._copies) > self.settings.memory_max_sessions:
-            self._copies.popitem(last=False)
+        """Copies beyond the store's size limit go least recently copied first, expired ones every
+        COPY_SWEEP_EVERY seconds; tombstones once expired."""
+        if now >= self._next_copy_sweep:
+            self._next_copy_sweep = now + COPY_SWEEP_EVERY
+            for sid in [sid for sid, c in self._copies.items() if self._expired(c.snapshot, now)]:
+                del self._copies[sid]
+        for held in (self._copies, *(s.copies for s in self._staging.values())):
+            while len(held) > self.settings.memory_max_sessions:
+                held.popitem(last=False)
         while self._tombstones and (next(iter(self._tombstones.values())) <= now
                                     or len(self._tombstones) > self.settings.memory_max_sessions):
             self._tombstones.popitem(last=False)
 
 
+def _seen(snapshot: dict) -> float:
+    """When the owner last saw the session, to order copies of one version; one that did not say: its login."""
+    return snapshot.get("seen", snapshot["created"])
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # NaN != NaN
+
+
 def _strings(values) -> bool:
     return isinstance(values, list) and all(isinstance(v, str) for v in values)
+
+
+def _copy_message(payload: dict) -> tuple[list, list, dict | None]:
+    """A copy message's parts (400 when malformed): copies, ends, and its place in a state transfer."""
+    sessions, ended, transfer = payload.get("sessions", []), payload.get("ended", []), payload.get("transfer")
+    if not isinstance(sessions, list) or not isinstance(ended, list):
+        raise ApiError("`sessions` and `ended` must be lists", code="malformed_message")
+    if transfer is not None and not _valid_transfer(transfer):
+        raise ApiError("`transfer` is {gen, phase: begin|batch|end, count (at the end)}", code="malformed_message")
+    return sessions, ended, transfer
+
+
+def _valid_transfer(transfer) -> bool:
+    return (isinstance(transfer, dict) and isinstance(transfer.get("gen"), str)
+            and transfer.get("phase") in ("begin", "batch", "end")
+            and (transfer["phase"] != "end" or type(transfer.get("count")) is int))
 
 
 class ReplicatedAsync(Replicated):
