@@ -28,7 +28,8 @@ from flask_session.redis import RedisSessionInterface
 
 from .. import redis_client
 from ..errors import Unauthorized
-from ._redis_cart import store_errors
+from ..breaker import guards_for
+from ._redis_cart import guarded, store_errors
 from .base import Session, Strategy, looks_like_session_id
 
 COOKIE = "sl_flask_session"
@@ -56,6 +57,7 @@ class FlaskSessionPeer(Strategy):
         super().__init__(settings, **kwargs)
         self.client = redis_client.connect(settings, decode_responses=False)  # msgpack blobs are bytes
         self.interface: _Interface | None = None
+        self.guard = guards_for(settings)("redis")  # the one Redis, shared with the `redis` strategy
 
     def init_app(self, app) -> None:
         # Flask's settings that Flask-Session reads: the Redis TTL and the cookie's lifetime come from
@@ -76,14 +78,14 @@ class FlaskSessionPeer(Strategy):
     def current(self, request: Request) -> Session:
         sid = self.session_id_from_cookie(request, COOKIE)
         store_id = self.interface._get_store_id(sid)
-        with store_errors():
+        with guarded(self.guard):
             data = self.interface._retrieve_session_data(store_id)
         if data is None:
             raise Unauthorized("unknown session (expired, logged out, or the store lost it)")
         stored = self.interface.session_class(data, sid=sid)
         now = self.clock()
         if now - stored["seen"] >= self.settings.idle_timeout or self.past_absolute(stored["created"], now):
-            with store_errors():
+            with guarded(self.guard):
                 self.interface._delete_session(store_id)
             raise Unauthorized("session expired")
         stored["seen"] = now
@@ -105,11 +107,11 @@ class FlaskSessionPeer(Strategy):
     def end(self, request: Request) -> None:
         sid = request.cookies.get(COOKIE)
         if looks_like_session_id(sid):
-            with store_errors():
+            with guarded(self.guard):
                 self.interface._delete_session(self.interface._get_store_id(sid))
 
     def issue(self, session: Session, body: dict, response: Response) -> str:
-        with store_errors():
+        with guarded(self.guard):
             self.interface.save_session(current_app, g.flask_session, response)  # SET of the whole blob, TTL, cookie
         return session.sid
 
