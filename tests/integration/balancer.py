@@ -82,11 +82,12 @@ class Seen:
 
 @dataclass(frozen=True)
 class Answer:
-    """What a node does with one request: kind is ok, status, headers, close, hang or malformed."""
+    """What a node does with one request: kind is ok, status, headers, close, hang, malformed or relay."""
 
     kind: str = "ok"
     status: int = 200
     header_block: int = 0  # for kind=headers: the whole header block, as header_block_bytes counts it
+    target: str = ""  # for kind=relay: host:port of a real node that gets the request; its answer is lost
 
 
 def wire_head(status: int, headers: list[tuple[str, str]]) -> bytes:
@@ -202,6 +203,10 @@ class Node:
         if answer.kind == "close":  # read the request, then hang up without a byte
             handler.close_connection = True
             return
+        if answer.kind == "relay":  # a real node applies the request, then the answer never reaches nginx
+            relay(answer.target, handler, body_in)
+            handler.close_connection = True
+            return
         if answer.kind == "hang":  # read the request, then say nothing, like a frozen process, until stopped
             self._stopping.wait(timeout=30)
             handler.close_connection = True
@@ -219,6 +224,19 @@ class Node:
             headers = padded(answer.status, headers, answer.header_block)
         self.last_headers = dict(headers)
         handler.wfile.write(wire_head(answer.status, headers) + body)
+
+
+def relay(target: str, handler: BaseHTTPRequestHandler, body: bytes) -> None:
+    """Send the request as nginx sent it (its X-Request-Id too) to `target`, and read the whole answer."""
+    host, _, port = target.rpartition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        headers = {name: value for name, value in handler.headers.items()
+                   if name.lower() not in ("host", "connection", "content-length")}
+        conn.request(handler.command, handler.path, body=body, headers=headers)
+        conn.getresponse().read()
+    finally:
+        conn.close()
 
 
 # --- nginx --------------------------------------------------------------------------------------------------

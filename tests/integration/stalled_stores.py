@@ -25,6 +25,7 @@ from tests.session_client import Reply, SessionClient
 # nginx gives a node this long to answer (proxy_read_timeout, loadbalancer/proxy.conf) before it counts it failed.
 NGINX_READ_TIMEOUT = 5.0
 STORE_ROLES = ("redis", "sentinel-primary", "cluster-master")
+STORES = ("redis", "sentinel", "cluster")
 STORE_OF_ROLE = {"redis": "redis", "sentinel-primary": "sentinel", "cluster-master": "cluster"}
 
 
@@ -64,7 +65,7 @@ def nginx_sender(lb: Balancer, record: list, strategy: str):
 
 
 class StallLab:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, stores: tuple[str, ...] = STORES):
         require(shutil.which("redis-server") is not None, "redis-server is not installed")
         require(shutil.which("nginx") is not None, "nginx is not installed (apt-get install nginx-light)")
         self.folder = folder
@@ -73,17 +74,21 @@ class StallLab:
                            "--appendonly", "no", "--dir", "."], port, folder / "redis")
         self.sentinels = SentinelGroup(folder / "sentinel")
         self.cluster = ClusterGroup(folder / "cluster")
+        self.topologies = [t for name, t in (("sentinel", self.sentinels), ("cluster", self.cluster)) if name in stores]
+        self.stores = stores
         self.ring: Ring | None = None
         self.balancer: Balancer | None = None
 
     def start(self) -> "StallLab":
-        self.redis.start()
-        self.sentinels.start()
-        self.cluster.start()
-        wait_until(lambda: self.sentinels.client(self.redis.port).ping(), "the single redis did not answer")
-        env = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(self.redis.port), "REDIS_PASSWORD": PASSWORD,
-               **self.sentinels.env(), **self.cluster.env(), "REDIS_CONNECT_TIMEOUT": "0.5",
-               "REDIS_SOCKET_TIMEOUT": "1.0", "STORE_RETRY_BUDGET": "", "JWT_REVOCATION_SYNC": "true"}
+        env = {"REDIS_CONNECT_TIMEOUT": "0.5", "REDIS_SOCKET_TIMEOUT": "1.0", "STORE_RETRY_BUDGET": "",
+               "REDIS_PASSWORD": PASSWORD}
+        if "redis" in self.stores:
+            self.redis.start()
+            wait_until(lambda: self.sentinels.client(self.redis.port).ping(), "the single redis did not answer")
+            env.update(REDIS_HOST="127.0.0.1", REDIS_PORT=str(self.redis.port), JWT_REVOCATION_SYNC="true")
+        for topology in self.topologies:
+            topology.start()
+            env.update(topology.env())
         self.ring = Ring(self.folder, **env).start()
         self.balancer = Balancer(self.folder, list(self.ring.nodes.values()), "round-robin")
         self.balancer.start()
@@ -94,23 +99,25 @@ class StallLab:
             self.balancer.stop()
         if self.ring:
             self.ring.stop()
-        for topology in (self.sentinels, self.cluster):
+        for topology in self.topologies:
             topology.stop()
-        self.redis.resume()
-        self.redis.kill()
+        if self.redis.process:
+            self.redis.resume()
+            self.redis.kill()
 
     def heal(self) -> None:
         """Resume whatever a test paused and wait until every store is whole, and nginx has every node back
         (a node marked failed stays out for fail_timeout, 5 s)."""
-        self.redis.resume()
-        for topology in (self.sentinels, self.cluster):
+        if self.redis.process:
+            self.redis.resume()
+        for topology in self.topologies:
             for node in topology.nodes:
                 node.resume()
             topology.wait_healthy(timeout=60)
         wait_until(lambda: len(self._nodes_serving()) == 3, "nginx did not route to all three nodes again",
                    timeout=15)
         # A breaker opened by the pause fails fast for BREAKER_OPEN_SECONDS, then lets a probe through.
-        wait_until(lambda: all("open" not in node.request("GET", "/readyz")[1]["breakers"].values()
+        wait_until(lambda: all("open" not in node.request("GET", "/readyz")[1].get("breakers", {}).values()
                                for node in self.ring.nodes.values()), "a store's breaker stayed open", timeout=15)
 
     def _nodes_serving(self) -> set[str]:
@@ -121,13 +128,15 @@ class StallLab:
                 served.add(reply.headers["x-served-by"])
         return served
 
-    def clients(self, record: list) -> dict[str, SessionClient]:
-        """One logged-in client per strategy, talking through nginx."""
+    def clients(self, record: list, names: list[str] | None = None) -> dict[str, SessionClient]:
+        """A logged-in client per name in `names` (default: one per strategy), talking through nginx; keyed
+        by the strategy's name, then #2, #3... for the next ones of the same strategy."""
         found = {}
-        for cls in strategies.classes():
-            client = SessionClient(cls.name, nginx_sender(self.balancer, record, cls.name))
-            assert client.login(f"user-{cls.name}").status == 200, f"{cls.name}: login before the pause"
-            found[cls.name] = client
+        for name in names or [cls.name for cls in strategies.classes()]:
+            client = SessionClient(name, nginx_sender(self.balancer, record, name))
+            assert client.login(f"user-{name}").status == 200, f"{name}: login before the pause"
+            key = name if name not in found else f"{name}#{sum(k.split('#')[0] == name for k in found) + 1}"
+            found[key] = client
         return found
 
     def pause(self, role: str, clients: dict[str, SessionClient]) -> None:
