@@ -63,7 +63,10 @@ WHY = {
     "pause": "A frozen node still accepts TCP connections but never answers: requests sent to it wait "
              "proxy_read_timeout (5 s) and are then replayed elsewhere, within the 6 s retry budget, or fail "
              "with a 504 when it runs out. When the node thaws it applies its stale copies: a replayed add "
-             "is a no-op thanks to its Idempotency-Key, and nobody waits for the answers.",
+             "is a no-op thanks to its Idempotency-Key, and nobody waits for the answers. Zombie writes from a "
+             "paused node: flask-session's requests frozen mid-way wake up and write their stale session back "
+             "over the adds the other nodes acknowledged meanwhile (its read-modify-write), so it may lose "
+             "acknowledged writes here; the strategies that change the stored cart in place cannot.",
     "redeploy": "Each app node in turn is replaced by a new container, as a version upgrade would: a graceful "
                 "stop, a new process, healthy, and every replicated node's copies on its buddy again before the "
                 "next. Memory sessions die with each node; the replicated ones move to the buddy as the node "
