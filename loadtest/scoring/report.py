@@ -84,7 +84,7 @@ ROLE_WHY = {
                       "copies; the third node serves its own users without a copy until its buddy returns.",
     "sentinel-primary": "The sentinels mark the primary down after 1 s without answers (down-after), agree (quorum "
                         "2), elect a leader and promote a replica: the store timeline shows each step. Meanwhile "
-                        "the app retries with backoff for up to 3 s, asking the sentinels where the primary is on "
+                        "the app retries with backoff for up to 2 s, asking the sentinels where the primary is on "
                         "every new connection, so most requests only wait. A killed primary may take its last "
                         "acknowledged writes with it (asynchronous replication): sentinel counts them as writes "
                         "lost, sentinel-wait acknowledged nothing a replica had not confirmed. Paused or cut off, "
