@@ -37,26 +37,16 @@ def frozen_store():
 def test_a_frozen_store_answers_within_the_request_deadline_not_its_socket_timeout(frozen_store):
     client = redis_client.client("127.0.0.1", frozen_store, socket_connect_timeout=30, socket_timeout=30,
                                  retry=redis_client.RETRY)
-    token = deadline.start(0.3)
     started = time.monotonic()
-    try:
-        with pytest.raises(redis.TimeoutError):
-            client.ping()
-    finally:
-        deadline.clear(token)
-        client.close()
+    with client, deadline.within(0.3), pytest.raises(redis.TimeoutError):
+        client.ping()
     assert time.monotonic() - started < NGINX_READ_TIMEOUT, "the 30 s socket timeout was not shrunk to the deadline"
 
 
 def test_past_the_deadline_nothing_is_sent(frozen_store):
     client = redis_client.client("127.0.0.1", frozen_store, socket_timeout=30)
-    token = deadline.start(-1)
-    try:
-        with pytest.raises(deadline.DeadlinePassed):
-            client.ping()
-    finally:
-        deadline.clear(token)
-        client.close()
+    with client, deadline.within(-1), pytest.raises(deadline.DeadlinePassed):
+        client.ping()
 
 
 def test_outside_a_request_the_configured_timeouts_apply():

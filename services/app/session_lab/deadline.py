@@ -14,6 +14,7 @@ Work outside a request (background threads, start-up) has no deadline: its own t
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from contextvars import ContextVar, Token
 
 import redis
@@ -34,6 +35,16 @@ def start(seconds: float) -> Token:
 
 def clear(token: Token) -> None:
     _ends_at.reset(token)
+
+
+@contextmanager
+def within(seconds: float):
+    """A deadline for the block (tests, and work that runs outside a request's hooks)."""
+    token = start(seconds)
+    try:
+        yield
+    finally:
+        clear(token)
 
 
 def remaining() -> float | None:
