@@ -11,12 +11,14 @@ import time
 
 import pytest
 import redis
+from redis.exceptions import RedisClusterException
 
 from session_lab import deadline, redis_client
 from session_lab.breaker import CLOSED, HALF_OPEN, OPEN, Breaker, Guard
 from session_lab.config import ConfigError, Settings
 from session_lab.errors import StoreUnavailable
 from session_lab.single_flight import SingleFlight
+from session_lab.stores import ClusterShard, SentinelPrimary
 from tests.conftest import FakeClock, settings_env
 
 # What "answered before nginx's timeout" means in these tests: well under proxy_read_timeout's 5 s, far
@@ -41,6 +43,33 @@ def test_a_frozen_store_answers_within_the_request_deadline_not_its_socket_timeo
     with client, deadline.within(0.3), pytest.raises(redis.TimeoutError):
         client.ping()
     assert time.monotonic() - started < NGINX_READ_TIMEOUT, "the 30 s socket timeout was not shrunk to the deadline"
+
+
+@pytest.fixture
+def frozen_stores():
+    """Three listening sockets that never answer: sentinels or cluster startup nodes, all frozen."""
+    servers = [socket.socket() for _ in range(3)]
+    for server in servers:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+    yield " ".join(f"127.0.0.1:{server.getsockname()[1]}" for server in servers)
+    for server in servers:
+        server.close()
+
+
+@pytest.mark.parametrize("store_class, addresses", [(SentinelPrimary, "SENTINEL_ADDRESSES"),
+                                                     (ClusterShard, "CLUSTER_NODES")])
+def test_redis_pys_own_loops_over_frozen_nodes_end_with_the_deadline(frozen_stores, store_class, addresses):
+    """Sentinel discovery asks each sentinel in turn, a cluster client each startup node: 3 x 10 s each
+    without the deadline."""
+    settings = Settings.from_env(settings_env(**{addresses: frozen_stores}, REDIS_CONNECT_TIMEOUT="10",
+                                              REDIS_SOCKET_TIMEOUT="10", STORE_RETRY_BUDGET="1",
+                                              REQUEST_DEADLINE="1"))
+    store = store_class(settings)
+    started = time.monotonic()
+    with deadline.within(0.3), pytest.raises((redis.RedisError, RedisClusterException)):
+        store.ping()
+    assert time.monotonic() - started < NGINX_READ_TIMEOUT
 
 
 def test_past_the_deadline_nothing_is_sent(frozen_store):
