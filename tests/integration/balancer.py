@@ -75,6 +75,7 @@ class Seen:
     method: str
     path: str
     body: bytes
+    request_id: str = ""  # the X-Request-Id nginx sent with it
 
 
 # --- upstream nodes ---------------------------------------------------------------------------------------
@@ -198,7 +199,7 @@ class Node:
         # Read the whole body first: what is left unread would be taken for the next request on the connection.
         body_in = handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
         with self._lock:
-            self.seen.append(Seen(handler.command, handler.path, body_in))
+            self.seen.append(Seen(handler.command, handler.path, body_in, handler.headers.get("X-Request-Id", "")))
             answer = self._next.popleft() if self._next else Answer()
         if answer.kind == "close":  # read the request, then hang up without a byte
             handler.close_connection = True

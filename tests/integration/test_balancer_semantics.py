@@ -394,6 +394,23 @@ def test_the_methods_nginx_refuses_get_a_json_405(balancer, nodes, method):
     assert [node.seen for node in nodes] == [[], [], []]
 
 
+@in_modes(*MODES)
+def test_every_attempt_of_one_request_carries_nginxs_one_request_id(balancer, nodes):
+    """The nodes' operation key for an add without an Idempotency-Key (api.py): nginx's $request_id, the same on
+    every upstream attempt of one client request (the sticky second round through @any_node included), and never
+    the one a client sent."""
+    for node in nodes:
+        node.once(Answer("close"))  # every node hangs up once: the request is tried on each in turn
+    forged = "f" * 32
+    reply = balancer.request("POST", "/api/memory/cart", b'{"item":"x"}',
+                             {"Content-Type": "application/json", "Cookie": "sl_route=app1", "X-Request-Id": forged})
+    attempts = [seen for node in nodes for seen in node.seen]
+    ids = {seen.request_id for seen in attempts}
+    assert len(attempts) >= 2 and len(ids) == 1, (reply.status, attempts)
+    request_id = ids.pop()
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id) and request_id != forged, "nginx's own id, not the client's"
+
+
 # --- real app nodes: a stalled store, and replays of applied adds (issue 16) ---------------------------------
 
 
