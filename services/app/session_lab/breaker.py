@@ -86,7 +86,8 @@ class Guard:
         full; an exception the block raises counts as a store failure when `is_store_failure` says so."""
         if self.breaker.state == OPEN:
             raise self._known_down()
-        wait = min(BULKHEAD_WAIT, max(0.0, deadline.remaining() or BULKHEAD_WAIT))
+        left = deadline.remaining()
+        wait = BULKHEAD_WAIT if left is None else min(BULKHEAD_WAIT, max(0.0, left))
         if not self._places.acquire(timeout=wait):
             raise StoreUnavailable(f"too many requests of this node are waiting on store {self.name}", retry_after=1)
         if not self.breaker.allow():  # half-open, and another request is the probe
@@ -104,7 +105,6 @@ class Guard:
             self.breaker.succeeded()
         finally:
             self._places.release()
-
 
     def _known_down(self) -> StoreUnavailable:
         return StoreUnavailable(f"store {self.name} is known down (circuit open); retry shortly",
@@ -144,6 +144,6 @@ def guards_for(settings) -> Guards:
     with _registry_lock:
         found = _registry.get(id(settings))
         if found is None:
-            found = _registry[id(settings)] = (settings, Guards(settings.breaker_failures, settings.breaker_open_seconds,
-                                                                settings.store_max_concurrent))
+            guards = Guards(settings.breaker_failures, settings.breaker_open_seconds, settings.store_max_concurrent)
+            found = _registry[id(settings)] = (settings, guards)
         return found[1]
