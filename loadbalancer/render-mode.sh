@@ -16,7 +16,9 @@ case "${LB_TRUSTED_PROXY:-}" in
     "" ) ;;
     *[!0-9./]* | */*/* ) echo "LB_TRUSTED_PROXY must be an IPv4 address or network (a.b.c.d or a.b.c.d/n), got '$LB_TRUSTED_PROXY'" >&2; exit 2 ;;
 esac
-# nginx's default is max_fails=1 fail_timeout=10s; 5s lets a recovered node rejoin sooner.
+# nginx's default is max_fails=1 fail_timeout=10s; 5s lets a recovered node rejoin sooner. One failed attempt
+# is enough to take a node out because only a dead or frozen node fails one: a slow store costs its own
+# strategy a 503 within REQUEST_DEADLINE, never a timeout here (proxy.conf, docs/hardening.md).
 passive="max_fails=1 fail_timeout=5s"
 
 servers() {  # every node, for app_pool

@@ -35,8 +35,8 @@ class SessionClient:
     def login(self, user: str) -> Reply:
         return self._call("POST", "login", {"user": user})
 
-    def add(self, item: str) -> Reply:
-        return self._call("POST", "cart", {"item": item})
+    def add(self, item: str, headers: dict[str, str] | None = None) -> Reply:
+        return self._call("POST", "cart", {"item": item}, headers)
 
     def cart(self) -> Reply:
         return self._call("GET", "cart")
@@ -49,8 +49,9 @@ class SessionClient:
         cookie = next(r.headers["set-cookie"] for r in reversed(self.replies) if "set-cookie" in r.headers)
         return cookie.split(";")[0].split("=", 1)[1]
 
-    def _call(self, method: str, action: str, payload: dict | None = None) -> Reply:
-        headers = {}
+    def _call(self, method: str, action: str, payload: dict | None = None,
+              extra_headers: dict[str, str] | None = None) -> Reply:
+        headers = dict(extra_headers or {})
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         if self.client_state:

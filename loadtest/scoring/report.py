@@ -63,7 +63,10 @@ WHY = {
     "pause": "A frozen node still accepts TCP connections but never answers: requests sent to it wait "
              "proxy_read_timeout (5 s) and are then replayed elsewhere, within the 6 s retry budget, or fail "
              "with a 504 when it runs out. When the node thaws it applies its stale copies: a replayed add "
-             "is a no-op thanks to its Idempotency-Key, and nobody waits for the answers.",
+             "is a no-op thanks to its Idempotency-Key, and nobody waits for the answers. Zombie writes from a "
+             "paused node: flask-session's requests frozen mid-way wake up and write their stale session back "
+             "over the adds the other nodes acknowledged meanwhile (its read-modify-write), so it may lose "
+             "acknowledged writes here; the strategies that change the stored cart in place cannot.",
     "redeploy": "Each app node in turn is replaced by a new container, as a version upgrade would: a graceful "
                 "stop, a new process, healthy, and every replicated node's copies on its buddy again before the "
                 "next. Memory sessions die with each node; the replicated ones move to the buddy as the node "
@@ -81,7 +84,7 @@ ROLE_WHY = {
                       "copies; the third node serves its own users without a copy until its buddy returns.",
     "sentinel-primary": "The sentinels mark the primary down after 1 s without answers (down-after), agree (quorum "
                         "2), elect a leader and promote a replica: the store timeline shows each step. Meanwhile "
-                        "the app retries with backoff for up to 3 s, asking the sentinels where the primary is on "
+                        "the app retries with backoff for up to 2 s, asking the sentinels where the primary is on "
                         "every new connection, so most requests only wait. A killed primary may take its last "
                         "acknowledged writes with it (asynchronous replication): sentinel counts them as writes "
                         "lost, sentinel-wait acknowledged nothing a replica had not confirmed. Paused or cut off, "

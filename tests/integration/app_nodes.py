@@ -24,6 +24,11 @@ class Node:
         self.name, self.port, self.env, self.log = name, port, env, log
         self.process: subprocess.Popen | None = None
 
+    @property
+    def address(self) -> str:
+        """host:port, as the balancer (tests/integration/balancer.py) lists its upstreams."""
+        return f"127.0.0.1:{self.port}"
+
     def start(self) -> None:
         gunicorn = Path(sys.executable).with_name("gunicorn")
         with self.log.open("a") as log:

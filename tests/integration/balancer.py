@@ -75,6 +75,7 @@ class Seen:
     method: str
     path: str
     body: bytes
+    request_id: str = ""  # the X-Request-Id nginx sent with it
 
 
 # --- upstream nodes ---------------------------------------------------------------------------------------
@@ -82,11 +83,12 @@ class Seen:
 
 @dataclass(frozen=True)
 class Answer:
-    """What a node does with one request: kind is ok, status, headers, close, hang or malformed."""
+    """What a node does with one request: kind is ok, status, headers, close, hang, malformed or relay."""
 
     kind: str = "ok"
     status: int = 200
     header_block: int = 0  # for kind=headers: the whole header block, as header_block_bytes counts it
+    target: str = ""  # for kind=relay: host:port of a real node that gets the request; its answer is lost
 
 
 def wire_head(status: int, headers: list[tuple[str, str]]) -> bytes:
@@ -197,9 +199,13 @@ class Node:
         # Read the whole body first: what is left unread would be taken for the next request on the connection.
         body_in = handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
         with self._lock:
-            self.seen.append(Seen(handler.command, handler.path, body_in))
+            self.seen.append(Seen(handler.command, handler.path, body_in, handler.headers.get("X-Request-Id", "")))
             answer = self._next.popleft() if self._next else Answer()
         if answer.kind == "close":  # read the request, then hang up without a byte
+            handler.close_connection = True
+            return
+        if answer.kind == "relay":  # a real node applies the request, then the answer never reaches nginx
+            relay(answer.target, handler, body_in)
             handler.close_connection = True
             return
         if answer.kind == "hang":  # read the request, then say nothing, like a frozen process, until stopped
@@ -219,6 +225,19 @@ class Node:
             headers = padded(answer.status, headers, answer.header_block)
         self.last_headers = dict(headers)
         handler.wfile.write(wire_head(answer.status, headers) + body)
+
+
+def relay(target: str, handler: BaseHTTPRequestHandler, body: bytes) -> None:
+    """Send the request as nginx sent it (its X-Request-Id too) to `target`, and read the whole answer."""
+    host, _, port = target.rpartition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        headers = {name: value for name, value in handler.headers.items()
+                   if name.lower() not in ("host", "connection", "content-length")}
+        conn.request(handler.command, handler.path, body=body, headers=headers)
+        conn.getresponse().read()
+    finally:
+        conn.close()
 
 
 # --- nginx --------------------------------------------------------------------------------------------------

@@ -382,3 +382,107 @@ def test_the_methods_nginx_refuses_get_a_json_405(balancer, nodes, method):
     assert_json_error(balancer, request, 405, {"error": "method_not_allowed",
                                                "message": "the balancer does not accept TRACE or CONNECT"})
     assert [node.seen for node in nodes] == [[], [], []]
+
+
+@in_modes(*MODES)
+def test_every_attempt_of_one_request_carries_nginxs_one_request_id(balancer, nodes):
+    """The nodes' operation key for an add without an Idempotency-Key (api.py): nginx's $request_id, the same on
+    every upstream attempt of one client request (the sticky second round through @any_node included), and never
+    the one a client sent."""
+    for node in nodes:
+        node.once(Answer("close"))  # every node hangs up once: the request is tried on each in turn
+    forged = "f" * 32
+    reply = balancer.request("POST", "/api/memory/cart", b'{"item":"x"}',
+                             {"Content-Type": "application/json", "Cookie": "sl_route=app1", "X-Request-Id": forged})
+    attempts = [seen for node in nodes for seen in node.seen]
+    ids = {seen.request_id for seen in attempts}
+    assert len(attempts) >= 2 and len(ids) == 1, (reply.status, attempts)
+    request_id = ids.pop()
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id) and request_id != forged, "nginx's own id, not the client's"
+
+
+# --- real app nodes: a stalled store, and replays of applied adds (issue 16) ---------------------------------
+
+
+@pytest.fixture
+def cluster_lab(tmp_path):
+    """Three real app nodes behind the real nginx (round-robin: app_pool, max_fails=1) and a real Cluster."""
+    from tests.integration.stalled_stores import StallLab
+
+    lab = StallLab(tmp_path, stores=("cluster",)).start()
+    yield lab
+    lab.stop()
+
+
+def test_a_nodes_paused_store_never_costs_none_and_memory_users_a_502_or_504(cluster_lab):
+    """A Cluster master paused while the cluster-wait users of its shard keep adding (the stores suite's defect:
+    the shard fails over, and the promoted replica has no replica left to confirm a WAIT): their requests are
+    answered by the app within its deadline, so nginx never times out on a node, never counts one failed, and
+    `none` and `memory` users never meet its 502 (no live upstreams) or 504. Before issue 16, a cluster-wait
+    add outlived proxy_read_timeout and ejected node after node."""
+    from session_lab.strategies._redis_cart import keys_of
+    from tests.integration.stalled_stores import keep_sending
+
+    answers = []
+    clients = cluster_lab.clients(answers, ["cluster-wait"] * 18 + ["none"] * 3 + ["memory"] * 3)
+    by_master = {}
+    for key, client in clients.items():
+        if key.startswith("cluster-wait"):
+            master = cluster_lab.cluster.master_of(keys_of(client.session_id())[0])
+            by_master.setdefault(master, {})[key] = client
+    master, stalled_clients = max(by_master.items(), key=lambda found: len(found[1]))
+    others = {key: client for key, client in clients.items() if not key.startswith("cluster-wait")}
+    answers.clear()
+    master.pause()
+    keep_sending({**stalled_clients, **others}, 7.0)  # longer than nginx's 5 s read timeout
+    served = [a for a in answers if a.strategy in ("none", "memory")]
+    assert served and not [a for a in served if a.status in (502, 504) or not a.served_by], \
+        [a for a in served if a.status in (502, 504)][:5]
+    assert all(a.status == 200 for a in served if a.strategy == "none")
+    stalled = [a for a in answers if a.strategy == "cluster-wait"]
+    assert stalled and all(a.served_by and a.status in (200, 503) for a in stalled), stalled[:5]
+    # The cause, whether or not it ejected every node this time: nginx timed out on a node that was alive.
+    assert "upstream timed out" not in cluster_lab.balancer.log()
+
+
+@pytest.fixture
+def relay_lab(tmp_path, redis_server, store):
+    """nginx over a relay (it hands each request to the real app2, then hangs up: applied, answer lost) and the
+    real app2 and app3, on one Redis."""
+    from tests.integration.app_nodes import Ring
+
+    require(shutil.which("nginx") is not None, "nginx is not installed (apt-get install nginx-light)")
+    ring = Ring(tmp_path, REDIS_HOST="127.0.0.1", REDIS_PORT=str(redis_server.port),
+                REDIS_PASSWORD=redis_server.password).start()
+    relay = Node("app1")
+    relay.start()
+    lb = Balancer(tmp_path, [relay, ring["app2"], ring["app3"]])
+    try:
+        lb.start()
+        yield lb, relay, ring
+    finally:
+        lb.stop()
+        relay.stop()
+        ring.stop()
+
+
+@pytest.mark.parametrize("strategy", ["redis", "flask-session"])
+def test_an_add_a_node_applied_but_never_answered_is_applied_once_when_nginx_replays_it(relay_lab, strategy):
+    """A plain client (no Idempotency-Key): nginx replays the add on the next node (proxy_next_upstream error,
+    non_idempotent) with the same X-Request-Id, which the nodes take as the operation key."""
+    lb, relay, ring = relay_lab
+    status, _, headers = ring["app2"].request("POST", f"/api/{strategy}/login", {"user": "alice"})
+    assert status == 200
+    cookie = headers["Set-Cookie"].split(";")[0]
+    relay.once(Answer("relay", target=ring["app2"].address))
+    sent = []
+    for attempt in range(len(lb.nodes)):  # round robin reaches the relay within one request per node
+        sent.append(f"item-{attempt}")
+        reply = lb.request("POST", f"/api/{strategy}/cart", json.dumps({"item": sent[-1]}).encode(),
+                           {"Content-Type": "application/json", "Cookie": cookie})
+        assert reply.status == 200, reply.body
+        if relay.received:
+            break
+    assert relay.received == 1, "no add reached the relay"
+    _, cart, _ = ring["app3"].request("GET", f"/api/{strategy}/cart", cookie=cookie)
+    assert cart["items"] == sent, "an add nginx replayed was applied twice (or lost)"

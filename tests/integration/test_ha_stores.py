@@ -15,7 +15,7 @@ from tests.session_client import SessionClient
 from tests.strategy_contract import CONTRACT
 
 ON = {store: [c.name for c in strategies.classes() if c.dependencies == (store,)] for store in ("sentinel", "cluster")}
-BUDGET = 3.0  # STORE_RETRY_BUDGET's default
+BUDGET = 2.0  # STORE_RETRY_BUDGET's default
 
 
 def healed(group):

@@ -233,3 +233,19 @@ def test_replication_cost_compares_latency_and_memory_per_session_with_memory():
     assert cost["memory"]["per_session"] == 200 and cost["replicated"]["per_session"] == 400
     assert cost["replicated"]["per_session_x"] == 2.0
     assert "| replicated | 15.0 | 1.5 |" in replication_report.markdown(list(cost.values()))
+
+
+def test_zombie_writes_from_a_paused_node_are_the_peers_predicted_failure_and_nobody_elses():
+    """flask-session reads the whole blob and writes it back: a paused node's in-flight requests wake up and
+    write stale blobs over acknowledged adds. That loss is predicted (counted, not judged) for it alone; the
+    same loss by a strategy that changes the cart in place still deviates, and so does a kill for the peer."""
+    pause = {**SCENARIO, "fault": "pause"}
+    records = steady("flask-session", {"f1": "app1"}) + [req(12, "flask-session", "f1", "writes_lost", lost=13)]
+    records += steady("redis", {"r1": "app1"}) + [req(12, "redis", "r1", "writes_lost", lost=1)]
+    results = verdicts(records, pause)
+    assert failed(results) == {("acknowledged-writes-are-kept", "redis")}
+    zombie = [v for v in results if v["hypothesis"] == "zombie-writes-from-a-paused-node"]
+    assert [(v["strategy"], v["held"]) for v in zombie] == [("flask-session", True)]
+    assert "zombie writes from a paused node" in next(
+        h.claim for h in expectations.HYPOTHESES if h.name == "zombie-writes-from-a-paused-node").lower()
+    assert ("acknowledged-writes-are-kept", "flask-session") in failed(verdicts(records))  # a kill: no excuse

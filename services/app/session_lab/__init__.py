@@ -6,10 +6,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from flask import Flask
+from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, demo, errors, health, lab, strategies
+from . import api, deadline, demo, errors, health, lab, strategies
 from .config import Settings
 from .limits import RESPONSE_HEADERS_MAX, header_block_bytes
 from .replication import channel
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
         strategy.init_app(app)
 
     errors.init_app(app)
+    deadline_hooks(app, settings.request_deadline)  # first, so every store call of the request keeps to it
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(lab.bp)
@@ -62,3 +63,19 @@ def create_app(settings: Settings | None = None, clock: Callable[[], float] = ti
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return app
+
+
+
+def deadline_hooks(app: Flask, seconds: float) -> None:
+    """Start one deadline when a request arrives (deadline.py) and end it with the request: gunicorn's
+    threads serve one request after another, so none may inherit the previous one's."""
+
+    @app.before_request
+    def _start_deadline():
+        g.deadline_token = deadline.start(seconds)
+
+    @app.teardown_request
+    def _end_deadline(_exc):
+        token = g.pop("deadline_token", None)
+        if token is not None:
+            deadline.clear(token)

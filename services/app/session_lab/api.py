@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from .errors import ApiError, StateTooLarge, error_body
@@ -12,6 +14,10 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = IDEMPOTENCY_KEY_MAX_CHARS
+# nginx's $request_id (proxy.conf sets the header, replacing whatever a client sent): 16 random bytes in hex,
+# the same on every upstream attempt of one client request.
+REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def strategies() -> dict[str, Strategy]:
@@ -59,10 +65,13 @@ def _text_field(field: str, limit: int) -> str:
 
 
 def _idempotency_key() -> str | None:
-    """Optional. With it, nginx may safely replay an add on another node: the same key is applied once."""
+    """The add's operation key. The client's Idempotency-Key (optional) makes its own retries exactly-once;
+    without one, nginx's request id makes nginx's retries exactly-once: it replays an add whose node froze or
+    died on another node with the same id, so the add is applied once even if the first node applied it."""
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
-        return None
+        request_id = request.headers.get(REQUEST_ID_HEADER, "")
+        return f"rid:{request_id}" if REQUEST_ID.fullmatch(request_id) else None
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable() or key != key.strip():
         raise ApiError(f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_KEY_LENGTH} printable characters",
                        code="invalid_idempotency_key")

@@ -181,18 +181,33 @@ def decode_key(raw: str, name: str = "CLIENT_SESSION_KEY") -> bytes:
     return key
 
 
-# nginx gives a node 5 s to answer (proxy_read_timeout in loadbalancer/proxy.conf) before it replays the
-# request elsewhere; the last attempt may start just inside the budget and take a connect plus a read
-# timeout (0.5 + 1 s), so 3 s of retrying still answers, 503 at worst, before nginx gives up.
+# nginx gives a node 5 s to answer (proxy_read_timeout in loadbalancer/proxy.conf); past it, it counts the
+# node failed (max_fails=1: taken out of the pool for fail_timeout) and replays the request on another node.
+# So no request may come near it, whatever a store does: every request has one deadline (REQUEST_DEADLINE,
+# deadline.py) that covers every retry, backoff, slot-map refresh, connect, read and WAIT of every store call
+# it makes, and answers 503 JSON once it is spent. Half of nginx's timeout: the other half is the margin for
+# what the deadline does not cover (the request's own work, a thread waiting for the CPU on a loaded 2-core
+# host, a store call already under way, which may overrun by its last I/O's granularity). Then a read timeout
+# at nginx means the node itself is frozen, never that one strategy's store is.
 PROXY_READ_TIMEOUT = 5.0
 
 
-def store_retry_budget(env: Mapping[str, str], attempt: float) -> float:
-    """STORE_RETRY_BUDGET, refused when it and one more `attempt` (connect + socket timeout) could outlast nginx."""
-    budget = _float(env, "STORE_RETRY_BUDGET", 3.0)
-    if budget + attempt >= PROXY_READ_TIMEOUT:
-        raise ConfigError(f"STORE_RETRY_BUDGET {budget} s plus one attempt ({attempt} s) must stay under nginx's "
-                          f"proxy_read_timeout ({PROXY_READ_TIMEOUT:.0f} s), or nginx replays requests still retrying")
+def request_deadline(env: Mapping[str, str]) -> float:
+    """REQUEST_DEADLINE: seconds a request may spend on its stores, at most half nginx's read timeout."""
+    seconds = _float(env, "REQUEST_DEADLINE", PROXY_READ_TIMEOUT / 2)
+    if seconds > PROXY_READ_TIMEOUT / 2:
+        raise ConfigError(f"REQUEST_DEADLINE {seconds} s must be at most half nginx's proxy_read_timeout "
+                          f"({PROXY_READ_TIMEOUT:.0f} s), or a stalled store could make nginx eject the node")
+    return seconds
+
+
+def store_retry_budget(env: Mapping[str, str], request_deadline_s: float) -> float:
+    """STORE_RETRY_BUDGET: how long one store call retries what a failover cures; the request's deadline ends
+    it earlier when the request has spent its time already, so it may not exceed REQUEST_DEADLINE."""
+    budget = _float(env, "STORE_RETRY_BUDGET", 2.0)
+    if budget > request_deadline_s:
+        raise ConfigError(f"STORE_RETRY_BUDGET {budget} s must not exceed REQUEST_DEADLINE ({request_deadline_s} s): "
+                          "the deadline would cut the retries short anyway")
     return budget
 
 
@@ -249,6 +264,10 @@ class Settings:
     sentinel_service: str
     cluster_nodes: tuple[tuple[str, int], ...]
     store_retry_budget: float  # seconds one request may spend retrying a Sentinel or Cluster store
+    request_deadline: float  # seconds a request may spend on its stores, all calls and retries together
+    breaker_failures: int  # store calls failed in a row that open a store's circuit breaker (breaker.py)
+    breaker_open_seconds: float  # how long an open breaker fails fast before it lets one probe through
+    store_max_concurrent: int  # a node's requests inside one store at once (the bulkhead)
     wait_replicas: int  # replicas a `-wait` strategy's change must reach before it is acknowledged
     wait_timeout_ms: int
     replication_peers: tuple[tuple[str, str], ...]  # (node name, host:port) in ring order; empty: none
@@ -302,7 +321,15 @@ class Settings:
             sentinel_addresses=addresses(env, "SENTINEL_ADDRESSES", "sentinel1:26379 sentinel2:26379 sentinel3:26379"),
             sentinel_service=env.get("SENTINEL_SERVICE", "").strip() or "lab-primary",
             cluster_nodes=addresses(env, "CLUSTER_NODES", " ".join(f"cluster{i}:6379" for i in range(1, 7))),
-            store_retry_budget=store_retry_budget(env, connect_timeout + socket_timeout),
+            store_retry_budget=store_retry_budget(env, request_deadline(env)),
+            request_deadline=request_deadline(env),
+            breaker_failures=_int(env, "BREAKER_FAILURES", 3, minimum=1),
+            # Short: a store that fails over (Sentinel about 2-3 s, expectations.FAILOVER_BOUND: 3 s) must not
+            # stay failed-fast long after its replica is promoted; the probe itself retries to its deadline.
+            breaker_open_seconds=_float(env, "BREAKER_OPEN_SECONDS", 0.5),
+            # Half of gunicorn's 16 threads (GUNICORN_THREADS): one stalled store leaves the other half to
+            # every other strategy; a healthy store's call takes a millisecond, so 8 is never reached by load.
+            store_max_concurrent=_int(env, "STORE_MAX_CONCURRENT", 8, minimum=1),
             wait_replicas=_int(env, "WAIT_REPLICAS", 1, minimum=1),
             wait_timeout_ms=_int(env, "WAIT_TIMEOUT_MS", 500, minimum=1),
             replication_peers=ring,

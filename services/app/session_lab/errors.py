@@ -36,6 +36,10 @@ class StoreUnavailable(ApiError):
     status = 503
     code = "store_unavailable"
 
+    def __init__(self, message: str, *, retry_after: int | None = None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after  # seconds, sent as Retry-After (RFC 9110 §10.2.3) when known
+
 
 class CartFull(ApiError):
     """The cart holds MAX_CART_ITEMS already; nothing was added."""
@@ -60,7 +64,10 @@ def error_body(code: str, message: str, status: int, **details):
 def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(err: ApiError):
-        return error_body(err.code, err.message, err.status)
+        response = error_body(err.code, err.message, err.status)
+        if getattr(err, "retry_after", None) is not None:
+            response.headers["Retry-After"] = str(err.retry_after)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException):

@@ -20,6 +20,7 @@ from flask import Blueprint, current_app, jsonify
 
 from .api import strategies
 from .errors import ApiError
+from .single_flight import SingleFlight
 
 bp = Blueprint("lab", __name__, url_prefix="/api")
 
@@ -114,11 +115,13 @@ def _gather() -> dict:
     }
 
 
+def _first_answer_pending() -> dict:
+    return {"node": current_app.config["NODE_NAME"], "nodes": [], "stores": [], "probe_timeout": PROBE_TIMEOUT,
+            "took_ms": 0.0, "pending": "the first probe is still running; ask again in a second"}
+
+
 @bp.get("/lab")
 def lab():
-    cache = current_app.extensions.setdefault("session_lab.lab", {})  # "answer": (monotonic time, answer)
-    now = time.monotonic()
-    hit = cache.get("answer")
-    if hit is None or now - hit[0] >= CACHE_SECONDS:
-        hit = cache["answer"] = (now, _gather())
-    return jsonify({**hit[1], "age_ms": round((time.monotonic() - hit[0]) * 1000, 1)})
+    flight = current_app.extensions.setdefault("session_lab.lab", SingleFlight(CACHE_SECONDS))
+    answer, age = flight.get(_gather, _first_answer_pending)
+    return jsonify({**answer, "age_ms": round(age * 1000, 1)})

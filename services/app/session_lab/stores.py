@@ -4,7 +4,8 @@ refresh between attempts.
 
 redis-py's own retries are switched off for Sentinel and Cluster (its cluster client retries without any
 backoff, burning its attempts in milliseconds against a dead node): `RedisCart._run` owns the one retry
-budget, with backoff, and it fits inside nginx's proxy_read_timeout (see STORE_RETRY_BUDGET).
+budget, with backoff, and every connection keeps to the request's deadline (redis_client.DeadlineBound), so
+redis-py's own loops (Sentinel discovery, a cluster client's slot-map refresh) end with it too.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from redis.exceptions import (
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from . import redis_client
+from . import deadline, redis_client
 from .config import Settings
 
 NO_RETRY = Retry(NoBackoff(), retries=0)
@@ -85,6 +86,10 @@ class Store(ABC):
     @abstractmethod
     def ping(self) -> None: ...
 
+    def part_for(self, keys: list[str]) -> str:
+        """The part of the store that fails as one for these keys (its circuit breaker, breaker.py)."""
+        return self.name
+
     def recover(self) -> None:
         """Called between attempts: refresh whatever routing knowledge a failover made stale."""
 
@@ -123,7 +128,11 @@ class SentinelPrimary(OneClient):
                     "socket_timeout": settings.redis_socket_timeout, "retry": NO_RETRY}
         user = redis_client.as_user(settings.sentinel_cart_user)  # the same user on sentinels and data nodes
         self.sentinel = Sentinel(settings.sentinel_addresses, sentinel_kwargs={**user, **timeouts})
-        self.client = self.sentinel.master_for(settings.sentinel_service, decode_responses=True, **user, **timeouts)
+        # Discovery asks each sentinel in turn, each with its own timeouts: clients bounded by the deadline.
+        self.sentinel.sentinels = [redis_client.client(host, port, **user, **timeouts)
+                                   for host, port in settings.sentinel_addresses]
+        self.client = self.sentinel.master_for(settings.sentinel_service, decode_responses=True,
+                                               connection_class=redis_client.SentinelConnection, **user, **timeouts)
 
 
 class ClusterShard(Store):
@@ -140,21 +149,32 @@ class ClusterShard(Store):
         self.retry_budget = settings.store_retry_budget
         self._cluster: RedisCluster | None = None
         self._lock = threading.Lock()
+        self._refreshing = threading.Lock()
         self._refreshed = 0.0
 
     def cluster(self) -> RedisCluster:
-        with self._lock:
+        # Connecting reads the slot map from each startup node in turn: bounded by the deadline of the request
+        # that does it, and the others wait no longer than their own deadline for it.
+        if not self._lock.acquire(timeout=-1 if (left := deadline.remaining()) is None else max(0.0, left)):
+            raise deadline.DeadlinePassed("the request's deadline passed waiting for the cluster's slot map")
+        try:
             if self._cluster is None:
                 s = self.settings
+                (first_host, first_port), *others = s.cluster_nodes
                 self._cluster = RedisCluster(
-                    startup_nodes=[ClusterNode(host, port) for host, port in s.cluster_nodes],
+                    # A url makes redis-py build each node's pool with our connection class (deadline-bound);
+                    # without one it passes connection_class to redis.Redis, which refuses it (redis-py 8.1).
+                    url=f"redis://{first_host}:{first_port}",
+                    startup_nodes=[ClusterNode(host, port) for host, port in others],
                     **redis_client.as_user(s.cluster_cart_user), decode_responses=True,
                     socket_connect_timeout=s.redis_connect_timeout, socket_timeout=s.redis_socket_timeout,
                     # redis-py's default is True (its docstring says False): one lost shard would stop them all.
-                    require_full_coverage=False, retry=NO_RETRY,
+                    require_full_coverage=False, retry=NO_RETRY, connection_class=redis_client.Connection,
                 )
                 self._refreshed = time.monotonic()
             return self._cluster
+        finally:
+            self._lock.release()
 
     def run(self, script, keys, args, replicas, timeout_ms):
         cluster = self.cluster()
@@ -166,13 +186,29 @@ class ClusterShard(Store):
         for node in cluster.get_primaries():
             cluster.get_redis_connection(node).ping()
 
+    def part_for(self, keys: list[str]) -> str:
+        """The master that owns the keys' slot, as this process last saw the map: one paused master must not
+        open the breaker of the other shards' sessions."""
+        cluster = self._cluster
+        if cluster is None:
+            return self.name
+        try:
+            return f"{self.name} {cluster.get_node_from_key(keys[0]).name}"
+        except (redis.RedisError, RedisClusterException):
+            return self.name  # the slot is not covered in the map this process holds
+
     def recover(self) -> None:
-        with self._lock:
+        # One refresh at a time, and nobody waits for it: redis-py's initialize() takes a lock of its own and
+        # asks each startup node in turn, so a second caller would wait past its own deadline.
+        if not self._refreshing.acquire(blocking=False):
+            return
+        try:
             cluster = self._cluster
             if cluster is None or time.monotonic() - self._refreshed < self.REFRESH_EVERY:
                 return
             self._refreshed = time.monotonic()
-        try:
             cluster.nodes_manager.initialize()
         except (redis.RedisError, RedisClusterException):
             pass  # the next attempt fails the same way and is retried, or answers 503 when the budget is spent
+        finally:
+            self._refreshing.release()

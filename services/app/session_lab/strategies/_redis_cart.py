@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import redis
 from flask import Request, Response
 
-from .. import session_format
+from .. import deadline, session_format
+from ..breaker import Guard, guards_for
 from ..errors import CartFull, StoreUnavailable, Unauthorized
 from ..stores import RETRYABLE, NotConfirmed, Store
 from .base import Session, Strategy, looks_like_session_id, new_session_id
@@ -120,6 +121,7 @@ class RedisCart(Strategy):
     def __init__(self, settings, store: Store | None = None, **kwargs):
         super().__init__(settings, **kwargs)
         self.store = store or self.open_store(settings)
+        self.guards = guards_for(settings)
 
     @classmethod
     @abstractmethod
@@ -164,25 +166,30 @@ class RedisCart(Strategy):
         return {self.store.name: "ok"}
 
     def _run(self, script: Script, sid: str, args: list, confirm: bool = False):
-        """Run `script` on the session's keys, retrying what a failover cures until the store's budget
-        is spent (then 503 JSON). With `confirm` on a WAIT variant, the change must reach a replica."""
+        """Run `script` on the session's keys, retrying what a failover cures until the store's budget or the
+        request's deadline is spent (then 503 JSON), through the store's breaker and bulkhead. With `confirm`
+        on a WAIT variant, the change must reach a replica."""
         replicas = self.settings.wait_replicas if (confirm and self.confirms_writes) else 0
-        deadline = time.monotonic() + self.store.retry_budget
+        keys = keys_of(sid)
+        with guarded(self.guards(self.store.part_for(keys))):
+            return self._attempts(script, keys, args, replicas)
+
+    def _attempts(self, script: Script, keys: list[str], args: list, replicas: int):
+        stop_at = time.monotonic() + min(self.store.retry_budget, _left(self.store.retry_budget))
         backoff = _FIRST_BACKOFF
-        with store_errors():
-            while True:
-                try:
-                    reply, confirmed = self.store.run(script, keys_of(sid), args, replicas,
-                                                      self.settings.wait_timeout_ms)
-                    if confirmed < replicas:
-                        raise NotConfirmed(confirmed, replicas, self.settings.wait_timeout_ms)
-                    return reply
-                except RETRYABLE:
-                    if time.monotonic() + backoff > deadline:
-                        raise
-                time.sleep(backoff * random.uniform(0.5, 1.0))
-                backoff = min(backoff * 2, _MAX_BACKOFF)
-                self.store.recover()
+        while True:
+            try:
+                wait_ms = _wait_ms(self.settings.wait_timeout_ms)
+                reply, confirmed = self.store.run(script, keys, args, replicas, wait_ms)
+                if confirmed < replicas:
+                    raise NotConfirmed(confirmed, replicas, wait_ms)
+                return reply
+            except RETRYABLE:
+                if time.monotonic() + backoff > stop_at:
+                    raise
+            time.sleep(backoff * random.uniform(0.5, 1.0))
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+            self.store.recover()
 
     def _clock_args(self, refresh_after: float) -> list[int]:
         s = self.settings
@@ -198,6 +205,34 @@ class RedisCart(Strategy):
             session_format.check(reply[1])
         user, created, version = reply[1]
         return Session(user, list(reply[2]), int(created) / 1000, sid, int(version), refreshed=bool(reply[3]))
+
+
+def _left(default: float) -> float:
+    """Seconds left of the request's deadline (`default` outside a request)."""
+    left = deadline.remaining()
+    return default if left is None else left
+
+
+# WAIT must answer before the socket's timeout, which the deadline shrinks too: it gets what is left less this.
+_WAIT_MARGIN = 0.05
+
+
+def _wait_ms(configured_ms: int) -> int:
+    """WAIT_TIMEOUT_MS, shrunk to the request's deadline (WAIT 0 would wait forever, so at least 1 ms)."""
+    return max(1, min(configured_ms, int((_left(configured_ms / 1000) - _WAIT_MARGIN) * 1000)))
+
+
+def is_store_failure(exc: BaseException) -> bool:
+    """An exception that says the store did not answer as a store should (what a breaker counts). A write no
+    replica confirmed was applied by a store that answered: not its failure."""
+    return isinstance(exc, RETRYABLE) and not isinstance(exc, NotConfirmed)
+
+
+@contextmanager
+def guarded(guard: Guard):
+    """A store call through its breaker and bulkhead, its failures a 503 JSON answer (store_errors)."""
+    with store_errors(), guard.call(is_store_failure):
+        yield
 
 
 @contextmanager

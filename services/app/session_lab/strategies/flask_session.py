@@ -37,7 +37,8 @@ from flask_session.redis import RedisSessionInterface
 
 from .. import redis_client
 from ..errors import Unauthorized
-from ._redis_cart import store_errors
+from ..breaker import guards_for
+from ._redis_cart import guarded, store_errors
 from .base import Session, Strategy, looks_like_session_id
 
 COOKIE = "sl_flask_session"
@@ -95,6 +96,7 @@ class FlaskSessionPeer(Strategy):
         # msgpack blobs are bytes
         self.client = redis_client.connect(settings, settings.flask_session_user, decode_responses=False)
         self.interface: _Interface | None = None
+        self.guard = guards_for(settings)("redis")  # the one Redis, shared with the `redis` strategy
 
     def init_app(self, app) -> None:
         # Flask's settings that Flask-Session reads: the Redis TTL and the cookie's lifetime come from
@@ -118,7 +120,7 @@ class FlaskSessionPeer(Strategy):
         stored = self.interface.session_class(self._load(store_id), sid=sid)
         now = self.clock()
         if now - stored["seen"] >= self.settings.idle_timeout or self.past_absolute(stored["created"], now):
-            with store_errors():
+            with guarded(self.guard):
                 self.interface._delete_session(store_id)
             raise Unauthorized("session expired")
         stored["seen"] = now
@@ -140,11 +142,11 @@ class FlaskSessionPeer(Strategy):
     def end(self, request: Request) -> None:
         sid = request.cookies.get(COOKIE)
         if looks_like_session_id(sid):
-            with store_errors():
+            with guarded(self.guard):
                 self.interface._delete_session(self.interface._get_store_id(sid))
 
     def issue(self, session: Session, body: dict, response: Response) -> str:
-        with store_errors():
+        with guarded(self.guard):
             self.interface.save_session(current_app, g.flask_session, response)  # SET of the whole blob, TTL, cookie
         return session.sid
 
@@ -159,7 +161,7 @@ class FlaskSessionPeer(Strategy):
     def _load(self, store_id: str) -> dict:
         """The stored session's fields; 401 when there is none, or when the value is not one this strategy
         wrote (not msgpack or JSON, a pickle above all, or missing fields): never a 500, never unpickled."""
-        with store_errors():
+        with guarded(self.guard):
             try:
                 data = self.interface._retrieve_session_data(store_id)
             except UnreadableSession:
