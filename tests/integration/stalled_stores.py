@@ -19,7 +19,8 @@ from tests.conftest import require
 from tests.integration.app_nodes import Ring
 from tests.integration.balancer import Balancer
 from tests.integration.conftest import free_port
-from tests.integration.topologies import PASSWORD, ClusterGroup, Node, SentinelGroup, wait_until
+from tests.integration import acl
+from tests.integration.topologies import ClusterGroup, Node, SentinelGroup, wait_until
 from tests.session_client import Reply, SessionClient
 
 # nginx gives a node this long to answer (proxy_read_timeout, loadbalancer/proxy.conf) before it counts it failed.
@@ -70,7 +71,8 @@ class StallLab:
         require(shutil.which("nginx") is not None, "nginx is not installed (apt-get install nginx-light)")
         self.folder = folder
         port = free_port()
-        self.redis = Node(["--port", str(port), "--bind", "127.0.0.1", "--requirepass", PASSWORD, "--save", "",
+        users = acl.render("redis/redis.acl", folder / "redis" / "users.acl")
+        self.redis = Node(["--port", str(port), "--bind", "127.0.0.1", "--aclfile", str(users), "--save", "",
                            "--appendonly", "no", "--dir", "."], port, folder / "redis")
         self.sentinels = SentinelGroup(folder / "sentinel")
         self.cluster = ClusterGroup(folder / "cluster")
@@ -81,7 +83,7 @@ class StallLab:
 
     def start(self) -> "StallLab":
         env = {"REDIS_CONNECT_TIMEOUT": "0.5", "REDIS_SOCKET_TIMEOUT": "1.0", "STORE_RETRY_BUDGET": "",
-               "REDIS_PASSWORD": PASSWORD}
+               **acl.APP_PASSWORDS}
         if "redis" in self.stores:
             self.redis.start()
             wait_until(lambda: self.sentinels.client(self.redis.port).ping(), "the single redis did not answer")

@@ -17,6 +17,7 @@ import shutil
 import pytest
 
 from session_lab.limits import CREDENTIAL_MAX_BYTES, RESPONSE_HEADERS_MAX
+from tests.integration import acl
 from tests.conftest import require
 from tests.integration.balancer import (MODES, NODE_NAMES, Answer, Balancer, Node, Reply, directive,
                                         malformed_answer, nginx_size, render_mode)
@@ -453,7 +454,7 @@ def relay_lab(tmp_path, redis_server, store):
 
     require(shutil.which("nginx") is not None, "nginx is not installed (apt-get install nginx-light)")
     ring = Ring(tmp_path, REDIS_HOST="127.0.0.1", REDIS_PORT=str(redis_server.port),
-                REDIS_PASSWORD=redis_server.password).start()
+                **acl.APP_PASSWORDS).start()
     relay = Node("app1")
     relay.start()
     lb = Balancer(tmp_path, [relay, ring["app2"], ring["app3"]])

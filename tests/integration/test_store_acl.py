@@ -144,7 +144,7 @@ def test_sentinel_and_cluster_strategies_work_with_only_their_users_grants(make_
     sentinels, cluster = sentinel_group, cluster_group
     group = {"sentinel": sentinels, "cluster": cluster}[kind]
     reset_logs(group)
-    app = create_app(make_settings(**{**sentinels.env(), **cluster.env()}, STORE_RETRY_BUDGET="3.0"), clock=clock)
+    app = create_app(make_settings(**{**sentinels.env(), **cluster.env()}, STORE_RETRY_BUDGET="2.0"), clock=clock)
     for strategy in (kind, f"{kind}-wait"):  # the -wait variants add WAIT
         use_every_way(flask_sender(app), strategy)
     assert app.test_client().get("/readyz").get_json()["checks"][kind] == "ok"
