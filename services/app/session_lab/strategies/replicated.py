@@ -36,6 +36,7 @@ from ..errors import ApiError
 from ..replication.channel import Peer, PeerUnreachable
 from ..replication.link import BATCH_SESSIONS, BuddyLink
 from ..replication.ring import Ring
+from ._client_budget import ClientLedger, session_bytes
 from .base import Session, looks_like_session_id
 from .memory import Entry, MemoryStore, json_bytes
 
@@ -69,6 +70,9 @@ class Replicated(MemoryStore):
         self.boot = secrets.token_hex(8)  # a new process, a new boot: the owner sees its buddy restarted empty
         self.ring = Ring(settings.node_name, settings.replication_peers)
         self._copies: OrderedDict[str, Copy] = OrderedDict()
+        # The ward's clients get the same budgets here as there, so its copies cannot push out others either.
+        self._copy_ledger = ClientLedger(settings.memory_max_sessions_per_client, settings.memory_max_sessions,
+                                         settings.memory_max_mb * 2**20)
         self._tombstones: OrderedDict[str, float] = OrderedDict()
         self._adopted_from: dict[str, tuple[str, int]] = {}  # sid -> (former owner, version when adopted)
         self.counters: Counter[str] = Counter()
@@ -120,7 +124,7 @@ class Replicated(MemoryStore):
         except PeerUnreachable:
             pass  # gone or frozen: the copy was the session's only future
         with self._lock:
-            self._copies.pop(sid, None)
+            self._forget_copy(sid)
             self._bury(sid, self.clock())
         self.counters["copies_logged_out"] += 1
 
@@ -155,13 +159,14 @@ class Replicated(MemoryStore):
         adopted = []
         with self._lock:
             for sid in [sid for sid, c in self._copies.items() if c.origin == origin]:
-                copy = self._copies.pop(sid)
+                copy = self._forget_copy(sid)
                 if sid in self._entries or now >= copy.expires_at:
                     continue
-                entry = self._entries[sid] = self._entry(copy.snapshot, now)
+                entry = self._entry(copy.snapshot, now)
+                self._hold(entry)
                 self._adopted_from[sid] = (origin, entry.session.version)
                 adopted.append(self._snapshot(entry))
-            self._evict(now)
+                self._evict(now, entry.client)
         if not adopted:
             return
         self.counters["adopted"] += len(adopted)
@@ -185,8 +190,11 @@ class Replicated(MemoryStore):
             return None
         now = self.clock()
         with self._lock:
-            entry = self._entries.setdefault(sid, self._entry(snapshot, now))
-            self._evict(now)
+            entry = self._entries.get(sid)
+            if entry is None:
+                entry = self._entry(snapshot, now)
+                self._hold(entry)
+                self._evict(now, entry.client)
         self.counters["taken_back"] += 1
         self._changed(entry, entry.session)  # the buddy holds it as a copy again
         return entry
@@ -195,7 +203,7 @@ class Replicated(MemoryStore):
         """The buddy owns these now: this node's own versions are stale."""
         with self._lock:
             for sid in sids:
-                if self._entries.pop(sid, None) is not None:
+                if self._release(sid) is not None:
                     self.counters["dropped_stale"] += 1
 
     # -- the channel's verbs (replication/channel.py) ------------------------------------------------
@@ -218,7 +226,7 @@ class Replicated(MemoryStore):
         with self._lock:
             if payload.get("reset") is True:  # a state transfer starts: what we held of the ward is stale
                 for sid in [sid for sid, c in self._copies.items() if c.origin == origin]:
-                    del self._copies[sid]
+                    self._forget_copy(sid)
             for snapshot in sessions:
                 if not self._valid(snapshot):
                     self.counters["copies_refused"] += 1
@@ -229,19 +237,19 @@ class Replicated(MemoryStore):
                     version = self._entries[sid].session.version
                     if self._adopted_from.get(sid) == (origin, version) and snapshot["version"] >= version:
                         # Adopted from the ward, untouched since, and the ward still writes it: it lives.
-                        del self._entries[sid], self._adopted_from[sid]
-                        self._copies[sid] = Copy(snapshot, origin, snapshot["created"] + self.settings.absolute_timeout)
+                        self._release(sid)
+                        del self._adopted_from[sid]
+                        self._keep_copy(Copy(snapshot, origin, snapshot["created"] + self.settings.absolute_timeout))
                         self.counters["released"] += 1
                     else:
                         disowned.append(sid)  # this node changed it since: the ward's copy is the stale one
                 elif sid in self._tombstones or (held and held.snapshot["version"] >= snapshot["version"]):
                     continue  # ended already, or a replay or an older copy overtaken by a newer one
                 else:
-                    self._copies[sid] = Copy(snapshot, origin, snapshot["created"] + self.settings.absolute_timeout)
-                    self._copies.move_to_end(sid)
+                    self._keep_copy(Copy(snapshot, origin, snapshot["created"] + self.settings.absolute_timeout))
             for sid in ended:
                 if isinstance(sid, str) and sid not in self._entries:
-                    self._copies.pop(sid, None)
+                    self._forget_copy(sid)
                     self._bury(sid, now)
             self._trim(now)
         return {"boot": self.boot, "disowned": disowned}
@@ -255,7 +263,7 @@ class Replicated(MemoryStore):
                            status=409, code="not_my_buddy")
         sid = payload.get("sid")
         with self._lock:
-            ended = isinstance(sid, str) and self._entries.pop(sid, None) is not None
+            ended = isinstance(sid, str) and self._release(sid) is not None
             if ended:
                 self._adopted_from.pop(sid, None)
         if ended:
@@ -268,7 +276,7 @@ class Replicated(MemoryStore):
             former = self._adopted_from.get(sid, ("",))[0] if isinstance(sid, str) else ""
             if former != payload["from"] or sid not in self._entries:
                 return {"session": None}
-            snapshot = self._snapshot(self._entries.pop(sid))
+            snapshot = self._snapshot(self._release(sid))
         self.counters["handed_back"] += 1
         self._ended(sid)  # our buddy's copy of it is stale now; the asker copies it to us afresh
         return {"session": snapshot}
@@ -294,7 +302,8 @@ class Replicated(MemoryStore):
     def _entry(self, snapshot: dict, now: float) -> Entry:
         session = Session(snapshot["user"], list(snapshot["items"]), snapshot["created"], snapshot["sid"],
                           snapshot["version"])
-        return Entry(session, self.expires_at(session.created_at, now), set(snapshot["keys"]), refreshed_at=now)
+        return Entry(session, self.expires_at(session.created_at, now), set(snapshot["keys"]), refreshed_at=now,
+                     client=_client_of(snapshot))
 
     @staticmethod
     def _valid(snapshot) -> bool:
@@ -313,13 +322,31 @@ class Replicated(MemoryStore):
         self._tombstones[sid] = now + TOMBSTONE_SECONDS
         self._tombstones.move_to_end(sid)
 
+    def _keep_copy(self, copy: Copy) -> None:
+        """Hold `copy` as its client's most recent; over the budgets, copies go as sessions do (_evict)."""
+        sid, client = copy.snapshot["sid"], _client_of(copy.snapshot)
+        self._copies[sid] = copy
+        self._copies.move_to_end(sid)
+        snapshot = copy.snapshot
+        self._copy_ledger.put(sid, client, session_bytes(snapshot["user"], snapshot["items"], snapshot["keys"]))
+        for victim in self._copy_ledger.over_budget(client):
+            del self._copies[victim]
+
+    def _forget_copy(self, sid: str) -> Copy | None:
+        self._copy_ledger.discard(sid)
+        return self._copies.pop(sid, None)
+
     def _trim(self, now: float) -> None:
-        """Copies beyond the store's size limit go least recently copied first; tombstones once expired."""
-        while len(self._copies) > self.settings.memory_max_sessions:
-            self._copies.popitem(last=False)
+        """Tombstones go once expired, or beyond the store's size limit."""
         while self._tombstones and (next(iter(self._tombstones.values())) <= now
                                     or len(self._tombstones) > self.settings.memory_max_sessions):
             self._tombstones.popitem(last=False)
+
+
+def _client_of(snapshot: dict) -> str:
+    """The client a copy belongs to; "" from a node of a version that did not send it."""
+    client = snapshot.get("client", "")
+    return client if isinstance(client, str) else ""
 
 
 def _strings(values) -> bool:
