@@ -13,6 +13,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,6 +96,34 @@ def node_address(node: str) -> tuple[str, int]:
     if not ip:
         raise LabError(f"{node} has no address on the lab network: is it running? (make up)")
     return ip, NODE_PORT
+
+
+def env_file() -> Path:
+    """The lab's env file: the first of COMPOSE_ENV_FILES (the e2e stack's, say), else .env."""
+    listed = [p for p in os.environ.get("COMPOSE_ENV_FILES", "").split(",") if p.strip()]
+    return Path(listed[0]) if listed else ROOT / ".env"
+
+
+@cache
+def lab_setting(name: str) -> str:
+    """A lab setting as the stack got it: from the environment, else from the env file, else ""."""
+    if os.environ.get(name):
+        return os.environ[name]
+    path = env_file()
+    lines = path.read_text().splitlines() if path.exists() else []
+    found = [value.strip() for key, sep, value in (line.partition("=") for line in lines) if sep and key.strip() == name]
+    return found[-1] if found else ""
+
+
+PROXY_SECRET_HEADER = "X-Lab-Proxy-Secret"  # nginx believes X-Forwarded-For with it (loadbalancer/render-client.sh)
+
+
+def as_proxy(address: str) -> dict[str, str]:
+    """The headers with which a lab tool plays the trusted proxy in front of nginx, forwarding `address` as
+    its client's: nginx then takes `address` for the client (its login limit, its ip-hash node), as it
+    would a real proxy's. Without the secret (no env file) the header is ignored, like any client's."""
+    secret = lab_setting("LB_PROXY_SECRET")
+    return {"X-Forwarded-For": address, **({PROXY_SECRET_HEADER: secret} if secret else {})}
 
 
 def lab_get(path: str, timeout: float = 3) -> dict:
