@@ -44,6 +44,20 @@ class CartFull(ApiError):
     code = "cart_full"
 
 
+class TooManySessions(ApiError):
+    """The client holds as many sessions in this store as one client may; nothing was started."""
+
+    status = 429
+    code = "too_many_sessions"
+
+
+class TooManyAdds(ApiError):
+    """More adds to this session in one second than one session may make; nothing was added."""
+
+    status = 429
+    code = "too_many_adds"
+
+
 class StateTooLarge(ApiError):
     """The client-side state would not fit in a cookie; nothing was changed."""
 
