@@ -113,8 +113,11 @@ _MISSING, _EXPIRED, _OK, _FULL, _UNREADABLE, _TOO_FAST = 0, -1, 1, 2, 3, 4
 
 # Sessions per client: one counter per client address, apart from the session's keys (in a Cluster it lives
 # in a slot of its own, so it cannot join the session's script). A login counts when the client is under its
-# quota; the counter lives until SESSION_IDLE_TIMEOUT after the client's last login (a session unused that
-# long has expired), and a logout counts down. KEYS: the counter. ARGV: quota, ttl_ms. 1: counted, 0: refused.
+# quota, and a logout counts down. The counter lives until SESSION_ABSOLUTE_TIMEOUT after the client's last
+# counted login: no session it counted can outlive that, so while any lives the count does too, and a client
+# never holds more than its quota (with the idle timeout instead, a client keeping its sessions fresh and
+# making no login for that long would start a new quota beside them). A refused login extends nothing.
+# KEYS: the counter. ARGV: quota, ttl_ms. 1: counted, 0: refused.
 CLAIM = Script("""
 if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then return 0 end
 redis.call('INCR', KEYS[1])
@@ -140,13 +143,13 @@ def claim_session(run, key: str, settings) -> None:
     quota = settings.redis_max_sessions_per_client
     with store_errors():
         try:
-            counted = run(CLAIM, [key], [quota, settings.idle_timeout * 1000])
+            counted = run(CLAIM, [key], [quota, settings.absolute_timeout * 1000])
         except RETRYABLE as exc:
             log.warning("session count %s skipped, the store is failing over: %s", key, type(exc).__name__)
             return
     if not counted:
-        raise TooManySessions(f"this client holds {quota} sessions in this store already; log one out, or "
-                              f"wait for them to expire (SESSION_IDLE_TIMEOUT)")
+        raise TooManySessions(f"this client has started {quota} sessions in this store that may still live; "
+                              "log one out first")
 
 
 def release_session(run, key: str) -> None:
