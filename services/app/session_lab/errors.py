@@ -44,18 +44,10 @@ class CartFull(ApiError):
     code = "cart_full"
 
 
-class TooManySessions(ApiError):
-    """The client holds as many sessions in this store as one client may; nothing was started."""
+class OverBudget(ApiError):
+    """A client's or a session's budget is spent (too_many_sessions, too_many_adds); nothing was changed."""
 
     status = 429
-    code = "too_many_sessions"
-
-
-class TooManyAdds(ApiError):
-    """More adds to this session in one second than one session may make; nothing was added."""
-
-    status = 429
-    code = "too_many_adds"
 
 
 class StateTooLarge(ApiError):

@@ -23,7 +23,7 @@ import redis
 from flask import Request, Response
 
 from .. import session_format
-from ..errors import CartFull, StoreUnavailable, TooManyAdds, TooManySessions, Unauthorized
+from ..errors import CartFull, OverBudget, StoreUnavailable, Unauthorized
 from ..stores import RETRYABLE, NotConfirmed, Store
 from ._client_budget import requesting_client
 from .base import Session, Strategy, looks_like_session_id, new_session_id
@@ -148,8 +148,8 @@ def claim_session(run, key: str, settings) -> None:
             log.warning("session count %s skipped, the store is failing over: %s", key, type(exc).__name__)
             return
     if not counted:
-        raise TooManySessions(f"this client has started {quota} sessions in this store that may still live; "
-                              "log one out first")
+        raise OverBudget(f"this client has started {quota} sessions in this store that may still live; "
+                         "log one out first", code="too_many_sessions")
 
 
 def release_session(run, key: str) -> None:
@@ -264,7 +264,8 @@ class RedisCart(Strategy):
         if reply[0] == _UNREADABLE:
             session_format.check(reply[1])
         if reply[0] == _TOO_FAST:
-            raise TooManyAdds("too many adds to this session in one second (MAX_ADDS_PER_SECOND); retry in a second")
+            raise OverBudget("too many adds to this session in one second (MAX_ADDS_PER_SECOND); retry in a second",
+                             code="too_many_adds")
         user, created, version = reply[1]
         return Session(user, list(reply[2]), int(created) / 1000, sid, int(version), refreshed=bool(reply[3]))
 
