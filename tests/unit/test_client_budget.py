@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from session_lab import create_app
+from session_lab import create_app, session_format
 from session_lab.config import Settings
 from session_lab.strategies.base import new_session_id
 from session_lab.strategies.replicated import Replicated
 from tests.conftest import flask_sender, settings_env
 from tests.session_client import SessionClient
-from tests.unit.test_replicated import SECRET, copy_of
 
+SECRET = "unit-test-replication-secret-0123456789abcdef"
 NODE_LOCAL = ["memory", "replicated", "replicated-async"]  # without peers, replicated is a memory store
 
 
@@ -75,3 +75,9 @@ def test_a_buddy_budgets_its_wards_copies_by_client_too(clock):
         buddy.on_copy({"from": "app1", "sessions": [copy_of(new_session_id(), client="198.51.100.9")
                                                     for _ in range(100)]})
     assert ana in buddy._copies and buddy.report()["copies"] == 101
+
+
+def copy_of(sid: str, client: str) -> dict:
+    """A session copy as a ward sends it, naming the client that owns the session."""
+    return {"sid": sid, "user": "ada", "items": [], "created": 1_800_000_000.0, "version": 0, "keys": [],
+            "client": client, session_format.FIELD: session_format.FORMAT}
