@@ -28,8 +28,9 @@ esac
     echo '    "~(?:^|[\s,])(?<last>[0-9A-Fa-f.:]{2,45})\s*$" $last;'
     echo '    default "";'
     echo '}'
+    # A case-sensitive regular expression: a map's plain strings match ignoring case.
     echo 'map $http_x_lab_proxy_secret $lab_proxy_by_secret {'
-    echo "    \"$secret\" 1;"
+    echo "    \"~^$secret\$\" 1;"
     echo '    default 0;'
     echo '}'
     echo 'geo $lab_proxy_by_address {'

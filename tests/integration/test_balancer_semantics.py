@@ -286,6 +286,7 @@ WITH_SECRET = {"X-Lab-Proxy-Secret": PROXY_SECRET}
     ("10.9.9.0/24", {}, False),  # a proxy elsewhere: this connection is not it
     ("", {}, False),  # the default: trust no address
     ("", {"X-Lab-Proxy-Secret": PROXY_SECRET[:-1] + "x"}, False),  # a wrong secret
+    ("", {"X-Lab-Proxy-Secret": PROXY_SECRET.upper()}, False),  # the secret's letters in another case
 ])
 def test_ip_hash_hashes_the_forwarded_address_only_through_the_trusted_proxy(lb_factory, trusted_proxy, extra,
                                                                              spread):
