@@ -14,6 +14,8 @@ esac
 case "$burst" in
     "" | *[!0-9]*) echo "LOGIN_BURST must be a whole number, got '$burst'" >&2; exit 2 ;;
 esac
-# 10 MB of state holds about 160,000 client addresses (nginx docs: one 64-byte state per address).
-echo "limit_req_zone \$binary_remote_addr zone=login:10m rate=$rate;" > "$out/login-zone.conf"
+# Keyed by $lab_client (render-client.sh): the connection's address, or the one the trusted proxy forwarded,
+# never an address a client wrote itself. A state is 128 bytes on a 64-bit host (nginx docs, limit_req_zone),
+# and an IPv4 address as text still fits it: 10 MB hold about 80,000 client addresses.
+echo "limit_req_zone \$lab_client zone=login:10m rate=$rate;" > "$out/login-zone.conf"
 echo "limit_req zone=login burst=$burst nodelay;" > "$out/login-limit.conf"

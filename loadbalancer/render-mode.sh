@@ -12,10 +12,6 @@ if [ -z "$mode" ] || [ ! -f "$template" ]; then
     exit 2
 fi
 : "${APP_NODES:?APP_NODES must list the nodes as name=host:port}"
-case "${LB_TRUSTED_PROXY:-}" in
-    "" ) ;;
-    *[!0-9./]* | */*/* ) echo "LB_TRUSTED_PROXY must be an IPv4 address or network (a.b.c.d or a.b.c.d/n), got '$LB_TRUSTED_PROXY'" >&2; exit 2 ;;
-esac
 # nginx's default is max_fails=1 fail_timeout=10s; 5s lets a recovered node rejoin sooner. One failed attempt
 # is enough to take a node out because only a dead or frozen node fails one: a slow store costs its own
 # strategy a 503 within REQUEST_DEADLINE, never a timeout here (proxy.conf, docs/hardening.md).
@@ -59,8 +55,6 @@ while IFS= read -r line; do
                 # experiment). A new connection per request costs well under a millisecond on the bridge.
                 echo "}"
             done ;;
-        *@trusted_proxy@*)  # set_real_ip_from, only when LB_TRUSTED_PROXY names an address or a network
-            [ -z "${LB_TRUSTED_PROXY:-}" ] || echo "set_real_ip_from $LB_TRUSTED_PROXY;" ;;
         *@route_map@*)
             for node in $APP_NODES; do echo "    ${node%%=*} node_${node%%=*};"; done ;;
         *) printf '%s\n' "$line" ;;

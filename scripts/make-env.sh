@@ -10,10 +10,11 @@ generate() {  # generate NAME: the line for one secret
         JWT_KEYS) echo "JWT_KEYS=k$(date -u +%Y%m%d%H%M%S):$(rand 48)" ;;
         CLIENT_SESSION_KEY) echo "CLIENT_SESSION_KEY=$(rand 32)" ;;
         REPLICATION_SECRET) echo "REPLICATION_SECRET=$(rand 48)" ;;
+        LB_PROXY_SECRET) echo "LB_PROXY_SECRET=$(rand 36)" ;;  # 48 URL-safe characters, as render-client.sh wants
     esac
 }
 secrets=(REDIS_PASSWORD REDIS_CART_PASSWORD JWT_REVOCATION_PASSWORD FLASK_SESSION_PASSWORD SENTINEL_CART_PASSWORD
-         CLUSTER_CART_PASSWORD JWT_KEYS CLIENT_SESSION_KEY REPLICATION_SECRET)
+         CLUSTER_CART_PASSWORD JWT_KEYS CLIENT_SESSION_KEY REPLICATION_SECRET LB_PROXY_SECRET)
 if [ ! -f "$target" ]; then
     # Created readable by its owner only (the secrets are in it from the first byte): a chmod after the write
     # would leave it readable by every user of the host until then, under the usual umask 022.

@@ -16,7 +16,6 @@ The env file is the first of COMPOSE_ENV_FILES, else .env; the stack is the usua
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import sys
 import time
@@ -25,17 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from loadtest.faults.compose import LabError, compose, require_docker  # noqa: E402
+from loadtest.faults.compose import LabError, compose, env_file, require_docker  # noqa: E402
 
 ROLE_LABEL = "session-lab.role"
 # nginx marks a restarted node failed for fail_timeout (5 s, loadbalancer/render-mode.sh) after its first
 # refused connection; waiting that long before the next node keeps two nodes from being out at once.
 SETTLE_SECONDS = 5.0
-
-
-def env_file() -> Path:
-    listed = [p for p in os.environ.get("COMPOSE_ENV_FILES", "").split(",") if p.strip()]
-    return Path(listed[0]) if listed else ROOT / ".env"
 
 
 def read_settings(path: Path) -> tuple[list[tuple[str, str]], str]:

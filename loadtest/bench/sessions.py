@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import zlib
 from pathlib import Path
 
 from loadtest.faults import compose
@@ -85,10 +86,19 @@ def credential(cookies: dict[str, str], body: dict, headers: list) -> dict[str, 
     return out
 
 
+def client_address(user: str) -> str:
+    """An address of its own per bench user, in RFC 2544's 198.18.0.0/15: the node takes it for the client
+    (X-Forwarded-For, as nginx sends it), so the bench's sessions count against many clients' session budgets,
+    as many users' would, not all against this host's one (strategies/_client_budget.py)."""
+    n = zlib.crc32(user.encode())
+    return f"198.{18 + (n >> 16) % 2}.{(n >> 8) % 256}.{n % 254 + 1}"
+
+
 def start(client: NodeClient, strategy: dict, user: str) -> tuple[dict[str, str], dict[str, str]]:
     """Log `user` in on the client's node: (the cookie jar, the headers that carry the session)."""
     cookies = {ROUTE_COOKIE: client.node} if strategy["needs_sticky"] else {}
-    body, headers = client.call("POST", f"/api/{strategy['name']}/login", {}, {"user": user})
+    body, headers = client.call("POST", f"/api/{strategy['name']}/login", {"X-Forwarded-For": client_address(user)},
+                                {"user": user})
     return cookies, credential(cookies, body, headers)
 
 

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,6 +94,34 @@ def lab_address() -> tuple[str, int]:
     """The balancer's published address (LAB_URL): the only way from the host to a node."""
     url = urllib.parse.urlsplit(LAB_URL)
     return url.hostname or "127.0.0.1", url.port or 80
+
+
+def env_file() -> Path:
+    """The lab's env file: the first of COMPOSE_ENV_FILES (the e2e stack's, say), else .env."""
+    listed = [p for p in os.environ.get("COMPOSE_ENV_FILES", "").split(",") if p.strip()]
+    return Path(listed[0]) if listed else ROOT / ".env"
+
+
+@cache
+def lab_setting(name: str) -> str:
+    """A lab setting as the stack got it: from the environment, else from the env file, else ""."""
+    if os.environ.get(name):
+        return os.environ[name]
+    path = env_file()
+    lines = path.read_text().splitlines() if path.exists() else []
+    found = [value.strip() for key, sep, value in (line.partition("=") for line in lines) if sep and key.strip() == name]
+    return found[-1] if found else ""
+
+
+PROXY_SECRET_HEADER = "X-Lab-Proxy-Secret"  # nginx believes X-Forwarded-For with it (loadbalancer/render-client.sh)
+
+
+def as_proxy(address: str) -> dict[str, str]:
+    """The headers with which a lab tool plays the trusted proxy in front of nginx, forwarding `address` as
+    its client's: nginx then takes `address` for the client (its login limit, its ip-hash node), as it
+    would a real proxy's. Without the secret (no env file) the header is ignored, like any client's."""
+    secret = lab_setting("LB_PROXY_SECRET")
+    return {"X-Forwarded-For": address, **({PROXY_SECRET_HEADER: secret} if secret else {})}
 
 
 def lab_get(path: str, timeout: float = 3) -> dict:

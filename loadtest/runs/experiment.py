@@ -30,7 +30,7 @@ from loadtest.bench import capacity
 from loadtest.faults import chaos, store_roles, store_watch
 from loadtest.faults.chaos import FAULTS, TARGETS, Fault, Timeline, wait_healthy
 from loadtest.faults.compose import (
-    APP_NODES, LAB_URL, ROOT, SERVICES, LabError, cpu_quota, current_mode, node_get, require_stack, strategies,
+    APP_NODES, LAB_URL, ROOT, SERVICES, LabError, as_proxy, cpu_quota, current_mode, node_get, require_stack, strategies,
     switch_mode,
 )
 from loadtest.runs import locust_run
@@ -223,9 +223,9 @@ def wait_balanced(timeout: float = 60) -> None:
     for probe in itertools.count():
         if time.monotonic() >= deadline:
             break
-        # A client address of its own per probe, as the load users send (ip-hash routes by it; other modes
-        # ignore it); nginx's ip_hash hashes the first three octets, so the probes differ in the third.
-        headers = {"Connection": "close", "X-Forwarded-For": f"198.18.{probe % 256}.1"}
+        # A client address of its own per probe, forwarded as the load users' are (ip-hash routes by it;
+        # other modes ignore it); ip-hash hashes the first three octets, so the probes differ in the third.
+        headers = {"Connection": "close", **as_proxy(f"198.18.{probe % 256}.1")}
         try:
             request = urllib.request.Request(LAB_URL + "/healthz", headers=headers)
             with urllib.request.urlopen(request, timeout=3) as answer:

@@ -5,8 +5,10 @@
 One user class per strategy, made from the registry (no hand list). Each user logs in, adds items and reads
 its cart, and classifies every answer (see oracle.py). At the end of a session it logs out and, once the
 revocation bound has passed, replays its old credential, which a revocable strategy must refuse. Each user
-sends X-Forwarded-For with an address of its own, as clients behind a proxy do; only ip-hash routing reads it
-(from the trusted proxy, loadbalancer/modes/ip-hash.conf), so users spread over the nodes there too. Semantic
+sends X-Forwarded-For with an address of its own, as a proxy in front of the balancer would, and the lab's
+proxy secret (LB_PROXY_SECRET, from the environment or the env file), with which nginx believes it: each user
+is a client of its own (its login limit, its ip-hash node, its session budget), so users spread over the
+nodes in ip-hash mode too. Semantic
 outcomes are Locust failures named `session_lost`, `writes_lost`, `foreign`, `not_revoked` and
 `error: ...`. Settings, from the environment:
 
@@ -35,6 +37,7 @@ from redis.crc import key_slot
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "services" / "app")]
 
+from loadtest.faults.compose import as_proxy  # noqa: E402
 from loadtest.users.oracle import (  # noqa: E402
     ERROR, FOREIGN, OK, OUTCOMES, REVOCATION_BOUND, SESSION_LOST, Expectation, Verdict,
 )
@@ -122,7 +125,7 @@ class SessionUser(FastHttpUser):
 
     def _call(self, action: str, method: str, path: str, payload: dict | None, judge,
               idempotency_key: str | None = None) -> Verdict:
-        headers = {"X-Forwarded-For": self.address}
+        headers = as_proxy(self.address)
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         if self.token:

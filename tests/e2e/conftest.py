@@ -83,6 +83,22 @@ class Stack:
     def client(self, strategy: str) -> SessionClient:
         return SessionClient(strategy, http_sender(self.url))
 
+    def setting(self, name: str) -> str:
+        """A value from the stack's env file (its generated secrets)."""
+        return next(line.split("=", 1)[1] for line in self.env_file.read_text().splitlines()
+                    if line.startswith(f"{name}="))
+
+    def as_proxy(self, address: str) -> dict[str, str]:
+        """The headers of a request forwarded for `address` by the trusted proxy (the lab's load users send
+        these): nginx takes `address` for the client."""
+        return {"X-Forwarded-For": address, "X-Lab-Proxy-Secret": self.setting("LB_PROXY_SECRET")}
+
+    def forwarded_client(self, strategy: str, address: str) -> SessionClient:
+        """A client of its own behind the trusted proxy, with its own cookie jar."""
+        send, proxy = http_sender(self.url), self.as_proxy(address)
+        return SessionClient(strategy, lambda method, path, headers=None, json=None: send(
+            method, path, headers={**(headers or {}), **proxy}, json=json))
+
     def strategies(self) -> list[dict]:
         return self.get("/api/strategies").json()["strategies"]
 

@@ -39,16 +39,17 @@ def test_ip_hash_sends_everyone_to_one_node_unless_the_trusted_proxy_names_the_c
 
     lab.switch_mode("ip-hash")
     assert len(served_by(lab)) == 1  # every connection comes from the Docker bridge's host end
-    # Through the published port the bridge's host end is the trusted proxy (LB_TRUSTED_PROXY), so the
-    # client address it forwards is hashed: each client stays on its node, the clients spread over all three.
-    node_of = {}
-    for client in range(30):
-        address = f"198.18.{client}.7"  # one /24 each: ip_hash hashes three octets
-        served = {requests.get(lab.url + "/healthz", headers={"X-Forwarded-For": address}, timeout=10)
-                  .headers["X-Served-By"] for _ in range(3)}
-        assert len(served) == 1, f"{address} was served by {served}"
-        node_of[address] = served.pop()
-    assert set(node_of.values()) == set(NODES)
+    # With the proxy secret (LB_PROXY_SECRET), the client address the request forwards is hashed: each client
+    # stays on its node, the clients spread over all three. Without it, the header changes nothing.
+    for headers_of, spread in ((lab.as_proxy, True), (lambda address: {"X-Forwarded-For": address}, False)):
+        node_of = {}
+        for client in range(30):
+            address = f"198.18.{client}.7"  # one /24 each: ip-hash hashes three octets
+            served = {requests.get(lab.url + "/healthz", headers=headers_of(address), timeout=10)
+                      .headers["X-Served-By"] for _ in range(3)}
+            assert len(served) == 1, f"{address} was served by {served}"
+            node_of[address] = served.pop()
+        assert len(set(node_of.values())) == (len(NODES) if spread else 1)
 
 
 def test_least_conn_uses_every_node(lab):

@@ -1,7 +1,8 @@
 """A real nginx running the project's balancer config, in front of three scriptable upstream nodes that can be
 stopped (their connections refused, as a killed container's are).
 
-The config is rendered the way loadbalancer/entrypoint.sh renders it (render-mode.sh, render-limits.sh);
+The config is rendered the way loadbalancer/entrypoint.sh renders it (render-mode.sh, render-limits.sh,
+render-client.sh);
 only what must differ on a host is rewritten: include paths, pid file, listen port, temp paths and, when run
 as root, the workers' user.
 """
@@ -18,7 +19,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LB = ROOT / "loadbalancer"
 NGINX_CONF = LB / "nginx.conf"
 NODE_NAMES = ("app1", "app2", "app3")
+PROXY_SECRET = "integration-test-proxy-secret-0123456789"  # LB_PROXY_SECRET, as `make env` makes one
 MODES = tuple(sorted(template.stem for template in (LB / "modes").glob("*.conf")))
 
 
@@ -76,6 +78,7 @@ class Seen:
     path: str
     body: bytes
     request_id: str = ""  # the X-Request-Id nginx sent with it
+    headers: dict[str, str] = field(default_factory=dict, compare=False)  # names lower-cased
 
 
 # --- upstream nodes ---------------------------------------------------------------------------------------
@@ -199,7 +202,8 @@ class Node:
         # Read the whole body first: what is left unread would be taken for the next request on the connection.
         body_in = handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
         with self._lock:
-            self.seen.append(Seen(handler.command, handler.path, body_in, handler.headers.get("X-Request-Id", "")))
+            self.seen.append(Seen(handler.command, handler.path, body_in, handler.headers.get("X-Request-Id", ""),
+                                  {k.lower(): v for k, v in handler.headers.items()}))
             answer = self._next.popleft() if self._next else Answer()
         if answer.kind == "close":  # read the request, then hang up without a byte
             handler.close_connection = True
@@ -264,10 +268,9 @@ def host_config(text: str, tmp: Path, port: int) -> str:
     return _replace_once(text, "http {\n", "http {\n" + temp)
 
 
-def render_mode(mode: str, app_nodes: str, trusted_proxy: str = "") -> str:
-    """upstreams.conf for `mode`, as render-mode.sh writes it from APP_NODES ("name=host:port ...") and
-    LB_TRUSTED_PROXY."""
-    env = {**os.environ, "APP_NODES": app_nodes, "LB_TRUSTED_PROXY": trusted_proxy}
+def render_mode(mode: str, app_nodes: str) -> str:
+    """upstreams.conf for `mode`, as render-mode.sh writes it from APP_NODES ("name=host:port ...")."""
+    env = {**os.environ, "APP_NODES": app_nodes}
     done = subprocess.run(["sh", str(LB / "render-mode.sh"), mode], env=env,
                           check=True, capture_output=True, text=True, timeout=30)
     return done.stdout
@@ -276,8 +279,10 @@ def render_mode(mode: str, app_nodes: str, trusted_proxy: str = "") -> str:
 class Balancer:
     """The project's nginx config, rendered in one routing mode over `nodes`, run by the host's nginx."""
 
-    def __init__(self, tmp: Path, nodes: list[Node], mode: str = "round-robin", trusted_proxy: str = ""):
+    def __init__(self, tmp: Path, nodes: list[Node], mode: str = "round-robin", trusted_proxy: str = "",
+                 login_limit: tuple[str, str] = ("1000r/s", "1000")):
         self.tmp, self.nodes, self.mode, self.trusted_proxy = tmp, nodes, mode, trusted_proxy
+        self.login_limit = login_limit  # LOGIN_RATE_LIMIT, LOGIN_BURST
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self.log_path = tmp / "error.log"
@@ -286,9 +291,12 @@ class Balancer:
         for snippet in ("proxy.conf", "security-headers.conf"):  # what nginx.conf includes from beside itself
             (self.tmp / snippet).write_text((LB / snippet).read_text().replace("/etc/session-lab/", f"{self.tmp}/"))
         app_nodes = " ".join(f"{n.name}={n.address}" for n in self.nodes)
-        (self.tmp / "upstreams.conf").write_text(render_mode(self.mode, app_nodes, self.trusted_proxy))
-        env = {**os.environ, "LOGIN_RATE_LIMIT": "1000r/s", "LOGIN_BURST": "1000"}
-        subprocess.run(["sh", str(LB / "render-limits.sh"), str(self.tmp)], env=env, check=True, timeout=30)
+        (self.tmp / "upstreams.conf").write_text(render_mode(self.mode, app_nodes))
+        rate, burst = self.login_limit
+        env = {**os.environ, "LOGIN_RATE_LIMIT": rate, "LOGIN_BURST": burst, "LB_PROXY_SECRET": PROXY_SECRET,
+               "LB_TRUSTED_PROXY": self.trusted_proxy}
+        for script in ("render-limits.sh", "render-client.sh"):
+            subprocess.run(["sh", str(LB / script), str(self.tmp)], env=env, check=True, timeout=30)
         (self.tmp / "nginx.conf").write_text(host_config(NGINX_CONF.read_text(), self.tmp, self.port))
 
     def nginx(self, *args: str) -> list[str]:

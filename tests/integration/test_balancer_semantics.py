@@ -11,15 +11,17 @@ https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_next_upstream
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
 
 import pytest
 
 from session_lab.limits import CREDENTIAL_MAX_BYTES, RESPONSE_HEADERS_MAX
 from tests.integration import acl
 from tests.conftest import require
-from tests.integration.balancer import (MODES, NODE_NAMES, Answer, Balancer, Node, Reply, directive,
+from tests.integration.balancer import (LB, MODES, NODE_NAMES, PROXY_SECRET, Answer, Balancer, Node, Reply, directive,
                                         malformed_answer, nginx_size, render_mode)
 
 pytestmark = pytest.mark.integration
@@ -235,25 +237,104 @@ def test_outside_sticky_mode_a_failed_request_gets_no_second_round(balancer, nod
 # --- ip-hash behind a proxy -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("trusted_proxy", "spread"), [("127.0.0.1", True), ("10.9.9.0/24", False), ("", False)])
-def test_ip_hash_hashes_the_forwarded_address_only_from_the_trusted_proxy(tmp_path, nodes, trusted_proxy, spread):
-    """Clients behind a proxy, one /24 each (ip_hash hashes three octets): from the trusted proxy (here the
-    test, on 127.0.0.1) each client keeps one node and the clients spread over all three; from any other
-    address the header is ignored, so everyone shares the proxy's one node, ip-hash's pitfall."""
+@pytest.fixture
+def lb_factory(tmp_path, nodes):
+    """Balancer(mode, trusted_proxy=..., login_limit=...) over the three nodes, started; stopped after the test."""
     require(shutil.which("nginx") is not None, "nginx is not installed (apt-get install nginx-light)")
-    lb = Balancer(tmp_path, nodes, "ip-hash", trusted_proxy=trusted_proxy)
-    try:
+    started = []
+
+    def start(mode: str, **kwargs) -> Balancer:
+        lb = Balancer(tmp_path / f"lb{len(started)}", nodes, mode, **kwargs)
+        lb.tmp.mkdir()
+        started.append(lb)
         lb.start()
-        nodes_of = {}
-        for client in range(30):
-            address = f"198.18.{client}.7"  # RFC 2544's benchmarking range
-            served = {lb.get("/api/memory/cart", headers={"X-Forwarded-For": address}).headers["x-served-by"]
-                      for _ in range(3)}
-            assert len(served) == 1, f"{address} was served by {served}"
-            nodes_of[address] = served.pop()
-    finally:
+        return lb
+
+    yield start
+    for lb in started:
         lb.stop()
+
+
+def nodes_of_clients(lb: Balancer, extra: dict[str, str]) -> dict[str, str]:
+    """Thirty clients behind a proxy, one /24 each (ip-hash hashes three octets): the node of each, which
+    must not change between its requests."""
+    nodes_of = {}
+    for client in range(30):
+        address = f"198.18.{client}.7"  # RFC 2544's benchmarking range
+        served = {lb.get("/api/memory/cart", headers={"X-Forwarded-For": address, **extra}).headers["x-served-by"]
+                  for _ in range(3)}
+        assert len(served) == 1, f"{address} was served by {served}"
+        nodes_of[address] = served.pop()
+    return nodes_of
+
+
+WITH_SECRET = {"X-Lab-Proxy-Secret": PROXY_SECRET}
+
+
+@pytest.mark.parametrize(("trusted_proxy", "extra", "spread"), [
+    ("", WITH_SECRET, True),  # the lab's load users: the secret names them as the proxy
+    ("127.0.0.1", {}, True),  # a real proxy, trusted by its address (the test runs on 127.0.0.1)
+    ("10.9.9.0/24", {}, False),  # a proxy elsewhere: this connection is not it
+    ("", {}, False),  # the default: trust no address
+    ("", {"X-Lab-Proxy-Secret": PROXY_SECRET[:-1] + "x"}, False),  # a wrong secret
+    ("", {"X-Lab-Proxy-Secret": PROXY_SECRET.upper()}, False),  # the secret's letters in another case
+])
+def test_ip_hash_hashes_the_forwarded_address_only_through_the_trusted_proxy(lb_factory, trusted_proxy, extra,
+                                                                             spread):
+    """Through the trusted proxy (the secret header, or LB_TRUSTED_PROXY's address) each client keeps one
+    node and the clients spread over all three; otherwise the header is ignored, so everyone shares the
+    connection's one node, ip-hash's pitfall."""
+    nodes_of = nodes_of_clients(lb_factory("ip-hash", trusted_proxy=trusted_proxy), extra)
     assert set(nodes_of.values()) == (set(NODE_NAMES) if spread else {nodes_of["198.18.0.7"]})
+
+
+def login(lb: Balancer, headers: dict[str, str]) -> Reply:
+    return lb.request("POST", "/api/memory/login", b'{"user":"ada"}', {"Content-Type": "application/json", **headers})
+
+
+def test_a_forged_forwarded_address_changes_neither_the_node_nor_the_login_limit(lb_factory, nodes):
+    """From the one address every lab client shares, the load users (with the secret) spread over the nodes
+    by /24, while an ordinary client writing X-Forwarded-For (a new address each time) is still the
+    connection's address: one node, one login budget (2 at once here), and the nodes are told its address."""
+    lb = lb_factory("ip-hash", login_limit=("1r/m", "1"))
+    assert set(nodes_of_clients(lb, WITH_SECRET).values()) == set(NODE_NAMES)
+    same_network = {lb.get("/healthz", headers={"X-Forwarded-For": f"198.18.5.{host}", **WITH_SECRET})
+                    .headers["x-served-by"] for host in (1, 77, 254)}
+    assert len(same_network) == 1  # ip_hash's three octets: one /24, one node
+    for node in nodes:
+        node.seen.clear()
+    replies = [login(lb, {"X-Forwarded-For": f"198.18.{n}.7"}) for n in range(4)]
+    assert [r.status for r in replies] == [200, 200, 429, 429]
+    assert json.loads(replies[-1].body)["error"] == "too_many_logins"
+    assert len({r.headers["x-served-by"] for r in replies[:2]}) == 1
+    seen = [s for node in nodes for s in node.seen]
+    assert [s.headers["x-forwarded-for"] for s in seen] == ["127.0.0.1", "127.0.0.1"]
+
+
+def test_through_the_trusted_proxy_each_forwarded_client_has_its_own_login_limit(lb_factory, nodes):
+    """With the secret, the LAST address in X-Forwarded-For (the one the proxy appended; what came before is
+    the client's own word) is the client: its own budget, and what the nodes are told. The secret itself
+    never reaches a node."""
+    lb = lb_factory("round-robin", login_limit=("1r/m", "1"))
+    forged_then_real = [f"6.6.6.6, 198.18.{n}.7" for n in range(4)]
+    replies = [login(lb, {"X-Forwarded-For": xff, **WITH_SECRET}) for xff in forged_then_real for _ in range(2)]
+    assert [r.status for r in replies] == [200, 200] * 4  # each client: the rate's one plus the burst's one
+    assert login(lb, {"X-Forwarded-For": "6.6.6.6, 198.18.0.7", **WITH_SECRET}).status == 429
+    seen = [s for node in nodes for s in node.seen]
+    assert sorted({s.headers["x-forwarded-for"] for s in seen}) == [f"198.18.{n}.7" for n in range(4)]
+    assert not any("x-lab-proxy-secret" in s.headers for s in seen)
+
+
+def test_the_proxy_secret_must_be_set_and_plain(tmp_path):
+    """render-client.sh refuses to start the balancer without a usable LB_PROXY_SECRET or with a bad
+    LB_TRUSTED_PROXY."""
+    for secret, trusted, message in [("", "", "LB_PROXY_SECRET is not set"), ("short", "", "at least 32"),
+                                     ('a"; default 1; "' + "x" * 32, "", "only letters"),
+                                     (PROXY_SECRET, "any", "LB_TRUSTED_PROXY must be")]:
+        env = {**os.environ, "LB_PROXY_SECRET": secret, "LB_TRUSTED_PROXY": trusted}
+        done = subprocess.run(["sh", str(LB / "render-client.sh"), str(tmp_path)], env=env, capture_output=True,
+                              text=True, timeout=30)
+        assert done.returncode == 2 and message in done.stderr, (secret, done.stderr)
 
 
 # --- every mode -----------------------------------------------------------------------------------------------

@@ -260,6 +260,10 @@ class Settings:
     max_item_length: int
     max_cart_items: int
     memory_max_sessions: int
+    memory_max_sessions_per_client: int  # a client's own oldest go beyond this (strategies/_client_budget.py)
+    memory_max_mb: int  # what one node-local store's sessions may take, about, in MiB
+    redis_max_sessions_per_client: int  # logins a client may hold open in one Redis store (429 beyond)
+    max_adds_per_second: int  # adds to one Redis-backed session per second (429 beyond)
     sentinel_addresses: tuple[tuple[str, int], ...]
     sentinel_service: str
     cluster_nodes: tuple[tuple[str, int], ...]
@@ -318,6 +322,10 @@ class Settings:
             max_item_length=_int(env, "MAX_ITEM_LENGTH", 64, minimum=1),
             max_cart_items=_int(env, "MAX_CART_ITEMS", 50, minimum=1),
             memory_max_sessions=_int(env, "MEMORY_MAX_SESSIONS", 100_000, minimum=1),
+            memory_max_sessions_per_client=_int(env, "MEMORY_MAX_SESSIONS_PER_CLIENT", 1000, minimum=1),
+            memory_max_mb=_int(env, "MEMORY_MAX_MB", 128, minimum=1),
+            redis_max_sessions_per_client=_int(env, "REDIS_MAX_SESSIONS_PER_CLIENT", 500, minimum=1),
+            max_adds_per_second=_int(env, "MAX_ADDS_PER_SECOND", 100, minimum=1),
             sentinel_addresses=addresses(env, "SENTINEL_ADDRESSES", "sentinel1:26379 sentinel2:26379 sentinel3:26379"),
             sentinel_service=env.get("SENTINEL_SERVICE", "").strip() or "lab-primary",
             cluster_nodes=addresses(env, "CLUSTER_NODES", " ".join(f"cluster{i}:6379" for i in range(1, 7))),

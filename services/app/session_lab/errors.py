@@ -48,6 +48,12 @@ class CartFull(ApiError):
     code = "cart_full"
 
 
+class OverBudget(ApiError):
+    """A client's or a session's budget is spent (too_many_sessions, too_many_adds); nothing was changed."""
+
+    status = 429
+
+
 class StateTooLarge(ApiError):
     """The client-side state would not fit in a cookie; nothing was changed."""
 

@@ -11,6 +11,7 @@ lost answer, on the same primary or on a freshly promoted one, applies the add a
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import secrets
 import time
@@ -23,9 +24,12 @@ from flask import Request, Response
 
 from .. import deadline, session_format
 from ..breaker import Guard, guards_for
-from ..errors import CartFull, StoreUnavailable, Unauthorized
+from ..errors import CartFull, OverBudget, StoreUnavailable, Unauthorized
 from ..stores import RETRYABLE, NotConfirmed, Store
+from ._client_budget import requesting_client
 from .base import Session, Strategy, looks_like_session_id, new_session_id
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,22 +73,29 @@ end
 # this call refreshed the expiry (then the cookie's is refreshed too).
 _STATE = ("return {1, redis.call('HMGET', KEYS[1], 'user', 'created', 'version'), "
           "redis.call('LRANGE', KEYS[2], 0, -1), refreshed}")
-# ARGV: now_ms, ttl_ms, user. A retried login finds its own session already there and answers it again.
+# ARGV: now_ms, ttl_ms, user, client. A retried login finds its own session already there and answers it again.
 LOGIN = Script("""
 local refreshed = 1
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'user', ARGV[3], 'created', ARGV[1], 'seen', ARGV[1], 'version', 0,
-             '""" + session_format.FIELD + """', """ + str(session_format.FORMAT) + """)
+             '""" + session_format.FIELD + """', """ + str(session_format.FORMAT) + """, 'client', ARGV[4])
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 else
   redis.call('HSET', KEYS[1], 'seen', ARGV[1])  -- a write, so WAIT confirms this connection's retry too
 end
 """ + _STATE)
 READ = Script(_TOUCH + _STATE)
-# ARGV[5]: the item, ARGV[6]: the cart limit, ARGV[7]: the operation key. KEYS[3] holds the keys already
-# applied, so a replayed add returns the state without adding again. Status 2: cart full, nothing added.
+# ARGV[5]: the item, ARGV[6]: the cart limit, ARGV[7]: the operation key, ARGV[8]: adds allowed per second
+# (MAX_ADDS_PER_SECOND). KEYS[3] holds the keys already applied, so a replayed add returns the state without
+# adding again. Status 2: cart full, nothing added; status 4: too many adds this second (counted in the meta
+# hash: `add_second`, the second of the app's clock, and `adds`, the adds in it), nothing added.
 # `ttl` is _TOUCH's: the keys an add may create (the key set, the list) get the session's expiry too.
 ADD = Script(_TOUCH + """
+local second = math.floor(now / 1000)
+if tonumber(redis.call('HGET', KEYS[1], 'add_second')) ~= second then
+  redis.call('HSET', KEYS[1], 'add_second', second, 'adds', 0)
+end
+if redis.call('HINCRBY', KEYS[1], 'adds', 1) > tonumber(ARGV[8]) then return {4} end
 if redis.call('SADD', KEYS[3], ARGV[7]) == 0 then
   """ + _STATE + """
 end
@@ -97,11 +108,58 @@ redis.call('RPUSH', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ttl)
 redis.call('HINCRBY', KEYS[1], 'version', 1)
 """ + _STATE)
-END = Script("return redis.call('DEL', unpack(KEYS))")
-_MISSING, _EXPIRED, _OK, _FULL, _UNREADABLE = 0, -1, 1, 2, 3
+# Answers the client that started the session (or false), so its count can go down (RELEASE).
+END = Script("local client = redis.call('HGET', KEYS[1], 'client'); redis.call('DEL', unpack(KEYS)); return client")
+_MISSING, _EXPIRED, _OK, _FULL, _UNREADABLE, _TOO_FAST = 0, -1, 1, 2, 3, 4
+
+# Sessions per client: one counter per client address, apart from the session's keys (in a Cluster it lives
+# in a slot of its own, so it cannot join the session's script). A login counts when the client is under its
+# quota, and a logout counts down. The counter lives until SESSION_ABSOLUTE_TIMEOUT after the client's last
+# counted login: no session it counted can outlive that, so while any lives the count does too, and a client
+# never holds more than its quota (with the idle timeout instead, a client keeping its sessions fresh and
+# making no login for that long would start a new quota beside them). A refused login extends nothing.
+# KEYS: the counter. ARGV: quota, ttl_ms. 1: counted, 0: refused.
+CLAIM = Script("""
+if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then return 0 end
+redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+""")
+RELEASE = Script("if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end return 0")
 
 # Backoff between attempts: 50 ms doubling to 500 ms, jittered so three nodes' threads do not retry in step.
 _FIRST_BACKOFF, _MAX_BACKOFF = 0.05, 0.5
+
+
+def client_key(client: str, prefix: str = "sl:") -> str:
+    """The counter of `client`'s sessions in one store (CLAIM)."""
+    return f"{prefix}client:{{{client}}}"
+
+
+def claim_session(run, key: str, settings) -> None:
+    """Count one more session on the counter `key` (client_key), or refuse the login (429 too_many_sessions).
+    `run(script, keys, args)` runs a script once on the store. A store failing over skips the count (logged)
+    and the login's own retries meet the failover: a client cannot cause one, so that is no way around the
+    budget. Any other store error is a 503."""
+    quota = settings.redis_max_sessions_per_client
+    with store_errors():
+        try:
+            counted = run(CLAIM, [key], [quota, settings.absolute_timeout * 1000])
+        except RETRYABLE as exc:
+            log.warning("session count %s skipped, the store is failing over: %s", key, type(exc).__name__)
+            return
+    if not counted:
+        raise OverBudget(f"this client has started {quota} sessions in this store that may still live; "
+                         "log one out first", code="too_many_sessions")
+
+
+def release_session(run, key: str) -> None:
+    """Count a logged-out session off its counter; the logout stands if this fails (the counter's TTL
+    forgets it later)."""
+    try:
+        run(RELEASE, [key], [])
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
+        log.warning("session count %s not lowered: %s", key, type(exc).__name__)
 
 
 def keys_of(sid: str) -> list[str]:
@@ -132,7 +190,9 @@ class RedisCart(Strategy):
         now = self.clock()
         sid = new_session_id()
         ttl = int((self.expires_at(now, now) - now) * 1000)
-        return self._session(sid, self._run(LOGIN, sid, [int(now * 1000), ttl, user], confirm=True))
+        client = requesting_client()
+        claim_session(self._run_on, client_key(client), self.settings)
+        return self._session(sid, self._run(LOGIN, sid, [int(now * 1000), ttl, user, client], confirm=True))
 
     def current(self, request: Request) -> Session:
         sid = self.session_id_from_cookie(request, self.session_cookie)
@@ -141,7 +201,8 @@ class RedisCart(Strategy):
     def add_item(self, session: Session, item: str, key: str | None = None) -> Session:
         # No key from the client: one of our own still makes this request's retries exactly-once.
         op = key or f"op:{secrets.token_urlsafe(12)}"
-        args = [*self._clock_args(refresh_after=0), item, self.settings.max_cart_items, op]
+        args = [*self._clock_args(refresh_after=0), item, self.settings.max_cart_items, op,
+                self.settings.max_adds_per_second]
         reply = self._run(ADD, session.sid, args, confirm=True)
         if reply[0] == _FULL:
             raise CartFull(f"the cart already holds {self.settings.max_cart_items} items")
@@ -150,7 +211,9 @@ class RedisCart(Strategy):
     def end(self, request: Request) -> None:
         sid = request.cookies.get(self.session_cookie)
         if looks_like_session_id(sid):
-            self._run(END, sid, [], confirm=True)
+            client = self._run(END, sid, [], confirm=True)
+            if client is not None:
+                release_session(self._run_on, client_key(client))
 
     def issue(self, session: Session, body: dict, response: Response) -> str:
         if session.refreshed:  # else the cookie the client holds expires with the session's TTL already
@@ -191,6 +254,10 @@ class RedisCart(Strategy):
             backoff = min(backoff * 2, _MAX_BACKOFF)
             self.store.recover()
 
+    def _run_on(self, script: Script, keys: list[str], args: list):
+        """Run `script` once on other keys than a session's (CLAIM, RELEASE): no retries, no WAIT."""
+        return self.store.run(script, keys, args, 0, 0)[0]
+
     def _clock_args(self, refresh_after: float) -> list[int]:
         s = self.settings
         return [int(self.clock() * 1000), s.idle_timeout * 1000, s.absolute_timeout * 1000, int(refresh_after * 1000)]
@@ -203,6 +270,9 @@ class RedisCart(Strategy):
             raise Unauthorized("session expired")
         if reply[0] == _UNREADABLE:
             session_format.check(reply[1])
+        if reply[0] == _TOO_FAST:
+            raise OverBudget("too many adds to this session in one second (MAX_ADDS_PER_SECOND); retry in a second",
+                             code="too_many_adds")
         user, created, version = reply[1]
         return Session(user, list(reply[2]), int(created) / 1000, sid, int(version), refreshed=bool(reply[3]))
 

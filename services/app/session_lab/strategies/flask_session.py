@@ -15,8 +15,11 @@ the lab measures what a team gets out of the box, beside its own strategies. Wha
 per strategy, so this strategy holds a `RedisSessionInterface` of its own and calls its storage methods and
 `save_session` itself, under its own cookie. Around it, the lab's rules that every strategy keeps (the
 contract tests): the session's times are stored in it and checked against the app's clock (idle and
-absolute timeouts), the Idempotency-Keys of its adds are kept in it, and a request without a valid session
-is a 401, never the fresh anonymous session Flask-Session would open.
+absolute timeouts), the Idempotency-Keys of its adds are kept in it, a request without a valid session
+is a 401, never the fresh anonymous session Flask-Session would open, and one client's sessions in Redis
+are counted as the lab's Redis strategies count them (docs/hardening.md). Adds need no counter per second
+here: a refused add writes nothing (the blob is saved only with a successful answer), and a cart takes at
+most MAX_CART_ITEMS.
 
 One change to Flask-Session's own behaviour, for safety: its serializer falls back to `pickle.loads` for a
 value that is neither msgpack nor JSON ("old sessions", flask_session/base.py, MsgSpecSerializer.decode, to
@@ -39,6 +42,8 @@ from .. import redis_client
 from ..errors import Unauthorized
 from ..breaker import guards_for
 from ._redis_cart import guarded, store_errors
+from ._client_budget import requesting_client
+from ._redis_cart import claim_session, client_key, release_session, store_errors
 from .base import Session, Strategy, looks_like_session_id
 
 COOKIE = "sl_flask_session"
@@ -108,9 +113,11 @@ class FlaskSessionPeer(Strategy):
 
     def login(self, user: str) -> Session:
         now = self.clock()
+        client = requesting_client()
+        claim_session(self._run_on, client_key(client, KEY_PREFIX), self.settings)
         stored = self.interface.session_class(sid=self.interface._generate_sid(self.interface.sid_length),
                                               permanent=True)
-        stored.update(user=user, items=[], version=0, created=now, seen=now, keys=[])
+        stored.update(user=user, items=[], version=0, created=now, seen=now, keys=[], client=client)
         g.flask_session = stored
         return self._session(stored)
 
@@ -142,8 +149,15 @@ class FlaskSessionPeer(Strategy):
     def end(self, request: Request) -> None:
         sid = request.cookies.get(COOKIE)
         if looks_like_session_id(sid):
+            store_id = self.interface._get_store_id(sid)
             with guarded(self.guard):
-                self.interface._delete_session(self.interface._get_store_id(sid))
+                try:
+                    data = self.interface._retrieve_session_data(store_id)
+                except UnreadableSession:
+                    data = None  # a value this strategy never wrote: deleted, nothing to count down
+                self.interface._delete_session(store_id)
+            if isinstance(data, dict) and data.get("client") is not None:
+                release_session(self._run_on, client_key(data["client"], KEY_PREFIX))
 
     def issue(self, session: Session, body: dict, response: Response) -> str:
         with guarded(self.guard):
@@ -171,6 +185,10 @@ class FlaskSessionPeer(Strategy):
         if not _written_by_us(data):
             raise Unauthorized("unreadable session: the store holds a value this strategy never wrote")
         return data
+
+    def _run_on(self, script, keys: list[str], args: list):
+        """One of _redis_cart's small scripts (CLAIM, RELEASE) on this strategy's Redis client."""
+        return self.client.eval(script.body, len(keys), *keys, *args)
 
     @staticmethod
     def _session(stored) -> Session:

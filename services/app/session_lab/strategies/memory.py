@@ -18,6 +18,7 @@ from flask import Request, Response
 
 from .. import session_format
 from ..errors import Unauthorized
+from ._client_budget import ClientLedger, requesting_client, session_bytes
 from .base import Session, Strategy, looks_like_session_id, new_session_id
 
 SWEEP_EVERY = 10.0  # seconds between scans for expired sessions
@@ -29,6 +30,10 @@ class Entry:
     expires_at: float
     keys: set[str] = field(default_factory=set)  # idempotency keys of the adds applied
     refreshed_at: float = 0.0  # when a use last slid the idle expiry (SESSION_REFRESH_AFTER)
+    client: str = ""  # the address that logged in (_client_budget.py)
+
+    def size(self) -> int:
+        return session_bytes(self.session.user, self.session.items, self.keys)
 
 
 class MemoryStore(Strategy):
@@ -44,16 +49,19 @@ class MemoryStore(Strategy):
         self._lock = threading.Lock()
         # Least recently used first, so the oldest idle sessions go first when the store is full.
         self._entries: OrderedDict[str, Entry] = OrderedDict()
+        # Who holds what: one client's logins push out its own sessions, not other clients' (_client_budget.py).
+        self._ledger = ClientLedger(settings.memory_max_sessions_per_client, settings.memory_max_sessions,
+                                    settings.memory_max_mb * 2**20)
         self._next_sweep = 0.0
 
     def login(self, user: str) -> Session:
         now = self.clock()
         session = Session(user=user, created_at=now, sid=new_session_id())
-        entry = Entry(session, self.expires_at(now, now), refreshed_at=now)
+        entry = Entry(session, self.expires_at(now, now), refreshed_at=now, client=requesting_client())
         self._refuse_if_too_large(entry)
         with self._lock:
-            self._entries[session.sid] = entry
-            evicted = self._evict(now)
+            self._hold(entry)
+            evicted = self._evict(now, entry.client)
             copied = self._copy(session)
         self._evicted(evicted)
         self._changed(entry, copied)
@@ -71,13 +79,14 @@ class MemoryStore(Strategy):
                 raise Unauthorized("unknown session (it may live on another node, or have expired)")
             expired = now >= entry.expires_at
             if expired:
-                del self._entries[sid]
+                self._release(sid)
             else:
                 refreshed = self.refresh_due(entry.refreshed_at, now)
                 if refreshed:
                     entry.expires_at = self.expires_at(entry.session.created_at, now)
                     entry.refreshed_at = now
                 self._entries.move_to_end(sid)
+                self._ledger.touch(sid)
                 session = self._copy(entry.session)
                 session.refreshed = refreshed
         if expired:
@@ -102,7 +111,10 @@ class MemoryStore(Strategy):
             entry.expires_at, entry.refreshed_at = self.expires_at(stored.created_at), self.clock()
             if key is not None:
                 entry.keys.add(key)
+            self._hold(entry)  # its new size
+            evicted = self._evict(self.clock(), entry.client)
             copied = self._copy(stored)
+        self._evicted(evicted)
         self._changed(entry, copied)
         return copied
 
@@ -112,7 +124,7 @@ class MemoryStore(Strategy):
         if not looks_like_session_id(sid):
             return True  # names no session that could live anywhere
         with self._lock:
-            found = self._entries.pop(sid, None)
+            found = self._release(sid)
         if found is None:
             return False
         self._ended(sid)
@@ -163,19 +175,33 @@ class MemoryStore(Strategy):
         """The session as JSON-ready data: what replicated.py copies, and what the memory figures measure."""
         s = entry.session
         return {"sid": s.sid, "user": s.user, "items": list(s.items), "created": s.created_at,
-                "version": s.version, "keys": sorted(entry.keys), session_format.FIELD: session_format.FORMAT}
+                "version": s.version, "keys": sorted(entry.keys), "client": entry.client,
+                session_format.FIELD: session_format.FORMAT}
 
-    def _evict(self, now: float) -> list[str]:
-        """Drop expired sessions (a full scan, so at most every SWEEP_EVERY seconds), then the least
-        recently used ones beyond the size limit; the ids dropped, for `_evicted` once the lock is free."""
+    def _hold(self, entry: Entry) -> None:
+        """Keep `entry` (new or changed) as its client's most recently used session. Under the lock."""
+        self._entries[entry.session.sid] = entry
+        self._ledger.put(entry.session.sid, entry.client, entry.size())
+
+    def _release(self, sid: str) -> Entry | None:
+        """Forget a session, if held. Under the lock."""
+        self._ledger.discard(sid)
+        return self._entries.pop(sid, None)
+
+    def _evict(self, now: float, client: str = "") -> list[str]:
+        """Drop expired sessions (a full scan, so at most every SWEEP_EVERY seconds), then what is over the
+        budgets after `client` added to its sessions: its own least recently used beyond its quota, then the
+        least recently used of the client holding the most, while the store is over its size limits. The ids
+        dropped, for `_evicted` once the lock is free."""
         evicted = []
         if now >= self._next_sweep:
             self._next_sweep = now + SWEEP_EVERY
             evicted = [sid for sid, e in self._entries.items() if now >= e.expires_at]
             for sid in evicted:
-                del self._entries[sid]
-        while len(self._entries) > self.settings.memory_max_sessions:
-            evicted.append(self._entries.popitem(last=False)[0])
+                self._release(sid)
+        for sid in self._ledger.over_budget(client):
+            del self._entries[sid]
+            evicted.append(sid)
         return evicted
 
     @staticmethod

@@ -44,6 +44,7 @@ from ..limits import IDEMPOTENCY_KEY_MAX_CHARS
 from ..replication.channel import MAX_CHAR_BYTES, MAX_COPY_BYTES, Peer, PeerUnreachable, ReplayGuard, Sender, encode
 from ..replication.link import BuddyLink
 from ..replication.ring import Ring
+from ._client_budget import ClientLedger, session_bytes
 from .base import Session, looks_like_session_id, new_session_id
 from .memory import Entry, MemoryStore, json_bytes
 
@@ -110,6 +111,8 @@ class Replicated(MemoryStore):
         self.ring = Ring(settings.node_name, settings.replication_peers)
         self.replay_guard = ReplayGuard()
         self._copies: OrderedDict[str, Copy] = OrderedDict()
+        # The ward's clients get the same budgets here as there, so its copies cannot push out others either.
+        self._copy_ledger = self._new_copy_ledger()
         self._staging: dict[str, Staging] = {}
         self._tick = 0
         self._next_copy_sweep = 0.0
@@ -206,7 +209,7 @@ class Replicated(MemoryStore):
         except PeerUnreachable:
             pass  # gone or frozen: the copy was the session's only future
         with self._lock:
-            self._copies.pop(sid, None)
+            self._forget_copy(sid)
             self._bury(sid, self.clock())
         self.counters["copies_logged_out"] += 1
 
@@ -238,16 +241,17 @@ class Replicated(MemoryStore):
 
     def _adopt_all(self, origin: str) -> None:
         now = self.clock()
-        adopted = []
+        adopted, evicted = [], []
         with self._lock:
             for sid in [sid for sid, c in self._copies.items() if c.origin == origin]:
-                copy = self._copies.pop(sid)
+                copy = self._forget_copy(sid)
                 if sid in self._entries or self._expired(copy.snapshot, now):
                     continue  # idle or past its lifetime on the owner too: it must not come back
-                entry = self._entries[sid] = self._entry(copy.snapshot, now)
+                entry = self._entry(copy.snapshot, now)
+                self._hold(entry)
                 self._adopted_from[sid] = (origin, entry.session.version)
                 adopted.append(self._snapshot(entry))
-            evicted = self._evict(now)
+                evicted += self._evict(now, entry.client)
         self._evicted(evicted)
         if not adopted:
             return
@@ -270,8 +274,11 @@ class Replicated(MemoryStore):
         if not self._valid(snapshot) or snapshot["sid"] != sid or self._expired(snapshot, now):
             return None
         with self._lock:
-            entry = self._entries.setdefault(sid, self._entry(snapshot, now))
-            evicted = self._evict(now)
+            entry, evicted = self._entries.get(sid), []
+            if entry is None:
+                entry = self._entry(snapshot, now)
+                self._hold(entry)
+                evicted = self._evict(now, entry.client)
         self._evicted(evicted)
         self.counters["taken_back"] += 1
         self._changed(entry, entry.session)  # the buddy holds it as a copy again
@@ -281,7 +288,7 @@ class Replicated(MemoryStore):
         """The buddy owns these now: this node's own versions are stale."""
         with self._lock:
             for sid in sids:
-                if self._entries.pop(sid, None) is not None:
+                if self._release(sid) is not None:
                     self.counters["dropped_stale"] += 1
 
     def _expired(self, snapshot: dict, now: float) -> bool:
@@ -310,7 +317,7 @@ class Replicated(MemoryStore):
             disowned = [sid for sid in (self._receive(snapshot, origin, staging) for snapshot in sessions) if sid]
             for sid in ended:
                 if isinstance(sid, str) and sid not in self._entries:
-                    self._copies.pop(sid, None)
+                    self._forget_copy(sid)
                     self._bury(sid, now)
             answer = {"boot": self.boot, "disowned": disowned}
             if transfer is not None and transfer["phase"] == "end":
@@ -345,9 +352,13 @@ class Replicated(MemoryStore):
             return None  # ended already
         held = (staging.copies if staging else self._copies)
         copy = Copy(snapshot, origin, self._tick)
-        if sid not in held or copy.newer_than(held[sid]):  # else a replay, or an older copy overtaken
+        if sid in held and not copy.newer_than(held[sid]):
+            return None  # a replay, or an older copy overtaken
+        if staging:
             held[sid] = copy
             held.move_to_end(sid)
+        else:
+            self._keep_copy(copy)
         return None
 
     def _owned_here(self, snapshot: dict, origin: str) -> str | None:
@@ -355,8 +366,9 @@ class Replicated(MemoryStore):
         version = self._entries[sid].session.version
         if self._adopted_from.get(sid) == (origin, version) and snapshot["version"] >= version:
             # Adopted from the ward, untouched since, and the ward still writes it: it lives.
-            del self._entries[sid], self._adopted_from[sid]
-            self._copies[sid] = Copy(snapshot, origin, self._tick)
+            self._release(sid)
+            del self._adopted_from[sid]
+            self._keep_copy(Copy(snapshot, origin, self._tick))
             self.counters["released"] += 1
             return None
         return sid  # this node changed it since: the ward's copy is the stale one
@@ -376,7 +388,9 @@ class Replicated(MemoryStore):
             if sid not in self._tombstones and sid not in self._entries and (sid not in kept
                                                                              or copy.newer_than(kept[sid])):
                 kept[sid] = copy
-        self._copies = kept
+        self._copies, self._copy_ledger = OrderedDict(), self._new_copy_ledger()
+        for copy in kept.values():  # in their order, each budgeted by its client as it comes in
+            self._keep_copy(copy)
         self.counters["transfers_received"] += 1
         return True
 
@@ -389,7 +403,7 @@ class Replicated(MemoryStore):
                            status=409, code="not_my_buddy")
         sid = payload.get("sid")
         with self._lock:
-            ended = isinstance(sid, str) and self._entries.pop(sid, None) is not None
+            ended = isinstance(sid, str) and self._release(sid) is not None
             if ended:
                 self._adopted_from.pop(sid, None)
         if ended:
@@ -402,7 +416,7 @@ class Replicated(MemoryStore):
             former = self._adopted_from.get(sid, ("",))[0] if isinstance(sid, str) else ""
             if former != payload["from"] or sid not in self._entries:
                 return {"session": None}
-            snapshot = self._snapshot(self._entries.pop(sid))
+            snapshot = self._snapshot(self._release(sid))
         self.counters["handed_back"] += 1
         self._ended(sid)  # our buddy's copy of it is stale now; the asker copies it to us afresh
         return {"session": snapshot}
@@ -434,7 +448,8 @@ class Replicated(MemoryStore):
     def _entry(self, snapshot: dict, now: float) -> Entry:
         session = Session(snapshot["user"], list(snapshot["items"]), snapshot["created"], snapshot["sid"],
                           snapshot["version"])
-        return Entry(session, self.expires_at(session.created_at, now), set(snapshot["keys"]), refreshed_at=now)
+        return Entry(session, self.expires_at(session.created_at, now), set(snapshot["keys"]), refreshed_at=now,
+                     client=_client_of(snapshot))
 
     @staticmethod
     def _valid(snapshot) -> bool:
@@ -454,19 +469,42 @@ class Replicated(MemoryStore):
         self._tombstones[sid] = now + TOMBSTONE_SECONDS
         self._tombstones.move_to_end(sid)
 
+    def _new_copy_ledger(self) -> ClientLedger:
+        s = self.settings
+        return ClientLedger(s.memory_max_sessions_per_client, s.memory_max_sessions, s.memory_max_mb * 2**20)
+
+    def _keep_copy(self, copy: Copy) -> None:
+        """Hold `copy` as its client's most recent; over the budgets, copies go as sessions do (_evict)."""
+        sid, client, snapshot = copy.snapshot["sid"], _client_of(copy.snapshot), copy.snapshot
+        self._copies[sid] = copy
+        self._copies.move_to_end(sid)
+        self._copy_ledger.put(sid, client, session_bytes(snapshot["user"], snapshot["items"], snapshot["keys"]))
+        for victim in self._copy_ledger.over_budget(client):
+            del self._copies[victim]
+
+    def _forget_copy(self, sid: str) -> Copy | None:
+        self._copy_ledger.discard(sid)
+        return self._copies.pop(sid, None)
+
     def _trim(self, now: float) -> None:
         """Copies beyond the store's size limit go least recently copied first, expired ones every
         COPY_SWEEP_EVERY seconds; tombstones once expired."""
         if now >= self._next_copy_sweep:
             self._next_copy_sweep = now + COPY_SWEEP_EVERY
             for sid in [sid for sid, c in self._copies.items() if self._expired(c.snapshot, now)]:
-                del self._copies[sid]
-        for held in (self._copies, *(s.copies for s in self._staging.values())):
-            while len(held) > self.settings.memory_max_sessions:
-                held.popitem(last=False)
+                self._forget_copy(sid)
+        for staging in self._staging.values():  # live copies keep to the budgets as they come in (_keep_copy)
+            while len(staging.copies) > self.settings.memory_max_sessions:
+                staging.copies.popitem(last=False)
         while self._tombstones and (next(iter(self._tombstones.values())) <= now
                                     or len(self._tombstones) > self.settings.memory_max_sessions):
             self._tombstones.popitem(last=False)
+
+
+def _client_of(snapshot: dict) -> str:
+    """The client a copy belongs to; "" from a node of a version that did not send it."""
+    client = snapshot.get("client", "")
+    return client if isinstance(client, str) else ""
 
 
 def _seen(snapshot: dict) -> float:
