@@ -11,6 +11,7 @@ import pytest
 
 from session_lab import create_app
 from tests.conftest import flask_sender
+from tests.integration.acl import APP_PASSWORDS
 from tests.session_client import SessionClient
 
 pytestmark = pytest.mark.integration
@@ -25,7 +26,7 @@ def scaled_down(make_settings, redis_server, store, clock):
     """An app whose clients may hold QUOTA sessions each, over a Redis with room for the attacker's whole
     budget in each key family (the lab's strategies' and the peer's) plus 1 MB, and nothing like for 200
     full sessions."""
-    settings = make_settings(REDIS_PORT=str(redis_server.port), REDIS_PASSWORD=redis_server.password,
+    settings = make_settings(REDIS_PORT=str(redis_server.port), **APP_PASSWORDS,
                              REDIS_MAX_SESSIONS_PER_CLIENT=str(QUOTA), MAX_CART_ITEMS="50")
     used = store.info("memory")["used_memory"]
     store.config_set("maxmemory", used + 2 * QUOTA * FULL_SESSION_BYTES + 1_000_000)
@@ -76,7 +77,7 @@ def test_a_logout_gives_the_client_its_session_back(scaled_down, strategy):
 
 
 def test_adds_to_one_session_are_limited_per_second(make_settings, redis_server, store, clock):
-    app = create_app(make_settings(REDIS_PORT=str(redis_server.port), REDIS_PASSWORD=redis_server.password,
+    app = create_app(make_settings(REDIS_PORT=str(redis_server.port), **APP_PASSWORDS,
                                    MAX_CART_ITEMS="50", MAX_ADDS_PER_SECOND="60"), clock=clock)
     ada = client_at(app, "203.0.113.7", "redis")
     assert ada.login("ada").status == 200
