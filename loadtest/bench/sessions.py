@@ -87,9 +87,9 @@ def credential(cookies: dict[str, str], body: dict, headers: list) -> dict[str, 
 
 
 def client_address(user: str) -> str:
-    """An address of its own per bench user, in RFC 2544's 198.18.0.0/15: the node takes it for the client
-    (X-Forwarded-For, as nginx sends it), so the bench's sessions count against many clients' session budgets,
-    as many users' would, not all against this host's one (strategies/_client_budget.py)."""
+    """An address of its own per bench user, in RFC 2544's 198.18.0.0/15, forwarded as the lab's trusted proxy
+    does (compose.as_proxy): nginx takes it for the client, so the bench's logins meet many clients' login limits
+    and session budgets, as many users' would, not all this host's one (strategies/_client_budget.py)."""
     n = zlib.crc32(user.encode())
     return f"198.{18 + (n >> 16) % 2}.{(n >> 8) % 256}.{n % 254 + 1}"
 
@@ -97,7 +97,7 @@ def client_address(user: str) -> str:
 def start(client: NodeClient, strategy: dict, user: str) -> tuple[dict[str, str], dict[str, str]]:
     """Log `user` in on the client's node: (the cookie jar, the headers that carry the session)."""
     cookies = {ROUTE_COOKIE: client.node} if strategy["needs_sticky"] else {}
-    body, headers = client.call("POST", f"/api/{strategy['name']}/login", {"X-Forwarded-For": client_address(user)},
+    body, headers = client.call("POST", f"/api/{strategy['name']}/login", compose.as_proxy(client_address(user)),
                                 {"user": user})
     return cookies, credential(cookies, body, headers)
 
