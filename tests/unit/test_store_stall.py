@@ -149,6 +149,7 @@ def test_the_bulkhead_refuses_a_call_beyond_its_places_with_a_503():
             with guard.call(lambda exc: True):
                 pass
         assert refused.value.retry_after == 1
+        assert guard.refused == {"bulkhead_full": 1}, "counted, for /readyz to show what the bulkhead cost"
     finally:
         release.set()
         holder.join(5)

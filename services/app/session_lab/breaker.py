@@ -8,7 +8,10 @@ others still fail fast; a probe that succeeds closes it, one that fails opens it
 Bulkhead: at most STORE_MAX_CONCURRENT requests of one node are inside one store at once. gunicorn serves a
 node's every strategy with GUNICORN_THREADS threads (16); without it, a store that answers nothing would hold
 every thread until its timeouts end, and `none` or `memory` users would wait behind it. A request that finds
-the bulkhead full waits a little (BULKHEAD_WAIT: a healthy store frees a place in milliseconds), then 503.
+the bulkhead full waits a little (BULKHEAD_WAIT), then 503. A healthy store frees a place in milliseconds, but
+on a saturated 2-core host a thread inside it can sit descheduled for tens of milliseconds: `make bench` at
+saturation met a full bulkhead of 8 places with a 0.1 s wait 3 times in 1,500 adds (a 503 from a healthy
+store), and none with 12 places and 0.5 s.
 
 "A store" is what fails as one: one Redis, the Sentinel group's primary, one Cluster master (a paused master
 must not fail-fast the sessions of the other shards). Calls that only confirm a write (WAIT short of
@@ -20,6 +23,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import Counter
 from contextlib import contextmanager
 from typing import Callable
 
@@ -27,7 +31,7 @@ from . import deadline
 from .errors import StoreUnavailable
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
-BULKHEAD_WAIT = 0.1  # seconds a request may wait for a place in a full bulkhead
+BULKHEAD_WAIT = 0.5  # seconds a request may wait for a place in a full bulkhead (see above)
 
 
 class Breaker:
@@ -79,6 +83,7 @@ class Guard:
     def __init__(self, name: str, breaker: Breaker, max_concurrent: int):
         self.name, self.breaker = name, breaker
         self._places = threading.BoundedSemaphore(max_concurrent)
+        self.refused: Counter[str] = Counter()  # fail-fast answers, by why: the breaker open, the bulkhead full
 
     @contextmanager
     def call(self, is_store_failure: Callable[[BaseException], bool]):
@@ -89,6 +94,7 @@ class Guard:
         left = deadline.remaining()
         wait = BULKHEAD_WAIT if left is None else min(BULKHEAD_WAIT, max(0.0, left))
         if not self._places.acquire(timeout=wait):
+            self.refused["bulkhead_full"] += 1
             raise StoreUnavailable(f"too many requests of this node are waiting on store {self.name}", retry_after=1)
         if not self.breaker.allow():  # half-open, and another request is the probe
             self._places.release()
@@ -107,6 +113,7 @@ class Guard:
             self._places.release()
 
     def _known_down(self) -> StoreUnavailable:
+        self.refused["circuit_open"] += 1
         return StoreUnavailable(f"store {self.name} is known down (circuit open); retry shortly",
                                 retry_after=self.breaker.retry_after())
 
@@ -131,6 +138,12 @@ class Guards:
         with self._lock:
             guards = dict(self._guards)
         return {name: guard.breaker.state for name, guard in sorted(guards.items())}
+
+    def refusals(self) -> dict[str, dict[str, int]]:
+        """Fail-fast answers so far, per store and why: what the breaker and the bulkhead cost the users."""
+        with self._lock:
+            guards = dict(self._guards)
+        return {name: dict(guard.refused) for name, guard in sorted(guards.items()) if guard.refused}
 
 
 _registry: dict[int, tuple[object, Guards]] = {}  # id(settings) -> (settings, kept so the id stays its own)

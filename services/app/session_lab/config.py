@@ -337,7 +337,7 @@ class Settings:
             breaker_open_seconds=_float(env, "BREAKER_OPEN_SECONDS", 0.5),
             # Half of gunicorn's 16 threads (GUNICORN_THREADS): one stalled store leaves the other half to
             # every other strategy; a healthy store's call takes a millisecond, so 8 is never reached by load.
-            store_max_concurrent=_int(env, "STORE_MAX_CONCURRENT", 8, minimum=1),
+            store_max_concurrent=_int(env, "STORE_MAX_CONCURRENT", 12, minimum=1),
             wait_replicas=_int(env, "WAIT_REPLICAS", 1, minimum=1),
             wait_timeout_ms=_int(env, "WAIT_TIMEOUT_MS", 500, minimum=1),
             replication_peers=ring,

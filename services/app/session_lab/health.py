@@ -46,8 +46,9 @@ def readyz():
     checks, age = flight.get(_checks, _checking)
     ready = all(v == "ok" for v in checks.values())
     reports = {s.name: r for s in strategies().values() if (r := s.report()) is not None}
+    guards = guards_for(current_app.config["SETTINGS"])
     response = jsonify(ready=ready, checks=checks, node=current_app.config["NODE_NAME"], details=reports,
-                       breakers=guards_for(current_app.config["SETTINGS"]).states(),
+                       breakers=guards.states(), refused=guards.refusals(),
                        checks_age_ms=round(age * 1000, 1))
     response.status_code = 200 if ready else 503
     return response
