@@ -79,18 +79,32 @@ def scaled(stack):
     saved = dict(stack.env)
     stack.env.update(SCALED)
     try:
-        stack.up("redis", *NODES)
-        wait_for_every_node(stack)
+        recreate(stack)
         yield stack
     finally:
         stack.env.clear()
         stack.env.update(saved)
+        recreate(stack)
+
+
+def recreate(stack) -> None:
+    """The single Redis and the nodes recreated with the stack's env. Once, compose's `up --wait` failed with
+    "No such container" for a container it had just replaced itself (compose 2.40, while the dependencies it
+    starts first were starting): one more `up` then finds everything in place."""
+    try:
         stack.up("redis", *NODES)
-        wait_for_every_node(stack)
+    except RuntimeError as exc:
+        if "No such container" not in str(exc):
+            raise
+        stack.up("redis", *NODES)
+    wait_for_every_node(stack)
 
 
 def wait_for_every_node(stack) -> None:
-    """Recreated nodes are healthy (`up --wait`), but nginx learns it from requests: until each has answered."""
+    """Recreated nodes are healthy (`up --wait`), but nginx learns it from requests: until each has answered,
+    in round-robin (a test before may have left ip-hash, where this host's requests all reach one node)."""
+    if stack.mode() != "round-robin":
+        stack.switch_mode("round-robin")
     seen = set()
     for _ in range(120):  # bounded: 60 s at most
         try:
