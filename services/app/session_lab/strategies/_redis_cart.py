@@ -253,7 +253,7 @@ class RedisCart(Strategy):
                 # Another try only with room for a whole WAIT: one the deadline cut short would end in a socket
                 # timeout instead, and the answer would depend on how loaded the host is (lab 5 checks it).
                 full_wait = self.settings.wait_timeout_ms / 1000 + _WAIT_MARGIN
-                if backoff + full_wait > min(stop_at - time.monotonic(), _left(float("inf"))):
+                if time.monotonic() + backoff + full_wait > stop_at:  # stop_at is within the deadline already
                     raise
             except RETRYABLE:
                 if time.monotonic() + backoff > stop_at:

@@ -487,8 +487,9 @@ class Replicated(MemoryStore):
         return self._copies.pop(sid, None)
 
     def _trim(self, now: float) -> None:
-        """Copies beyond the store's size limit go least recently copied first, expired ones every
-        COPY_SWEEP_EVERY seconds; tombstones once expired."""
+        """Expired copies go every COPY_SWEEP_EVERY seconds; a transfer's staged copies beyond the store's size
+        limit, least recently copied first (live copies keep to the client budgets as they come in, _keep_copy);
+        tombstones once expired."""
         if now >= self._next_copy_sweep:
             self._next_copy_sweep = now + COPY_SWEEP_EVERY
             for sid in [sid for sid, c in self._copies.items() if self._expired(c.snapshot, now)]:
