@@ -151,7 +151,7 @@ def run_scenario(run_dir: Path, step: Step, schedule: Schedule, args, chosen, pr
     locust = locust_run.start(raw, users, bound, ",".join(chosen), "--csv-full-history", spawn_rate=spawn, env=pacing)
     scenario["start"] = time.time()
     mark = len(timeline.events)
-    watch = None
+    watch = refused_before = None
     try:
         progress.wait(schedule.warmup, f"{mode}: {users} users" + (f" ({step.load:.0%} of {capacity_rps:.0f} "
                                                                       "requests/s)" if step.load else "")
@@ -165,6 +165,7 @@ def run_scenario(run_dir: Path, step: Step, schedule: Schedule, args, chosen, pr
             if fault.slots:
                 scenario["slots"] = fault.slots
             watch = store_watch.StoreWatch(fault.target, scenario["services"], schedule.hold + schedule.cooldown + 30)
+        refused_before = breaker_refusals() if scenario["store"] else None
         # Inject, hold, recover: the chaos script's own sequence, which recovers even when interrupted.
         chaos.run(fault, schedule.hold, timeline, sleep=lambda seconds: progress.wait(seconds, f"{mode}: hold"))
         progress.wait(schedule.cooldown, f"{mode}: recovered in {timeline.events[-1]['seconds']:.1f} s, cool-down")
@@ -180,6 +181,8 @@ def run_scenario(run_dir: Path, step: Step, schedule: Schedule, args, chosen, pr
             scenario["steps"] = fault.steps
         if watch is not None:
             scenario["store_events"] = watch.stop()
+        if refused_before is not None:
+            scenario["refused"] = refusals_since(refused_before, breaker_refusals())
         scenario.setdefault("inject", scenario["end"])
         scenario.setdefault("recovered", scenario["end"])
         locust_run.stop(locust)
@@ -212,6 +215,35 @@ def node_memory() -> dict[str, dict]:
         except LabError as exc:
             print(f"experiment: no memory figures from {node}: {exc}", file=sys.stderr)
     return found
+
+
+def breaker_refusals() -> dict[str, dict[str, dict[str, int]]]:
+    """Each node's fail-fast answers so far, by store and why (the breaker open, the bulkhead full): the
+    counters of session_lab/breaker.py that /readyz shows."""
+    found = {}
+    for node in APP_NODES:
+        try:
+            found[node] = node_get(node, "/readyz").get("refused", {})
+        except LabError as exc:
+            print(f"experiment: no breaker figures from {node}: {exc}", file=sys.stderr)
+    return found
+
+
+def refusals_since(before: dict, after: dict) -> dict[str, dict[str, int]]:
+    """The fail-fast answers between two rounds of breaker_refusals(), summed over the nodes, by store (one
+    breaker per Cluster master counts as the cluster's) and why. A node missing from either round adds
+    nothing; a counter that went down (the node restarted) counts from zero."""
+    total: dict[str, dict[str, int]] = {}
+    for node, stores in after.items():
+        for name, counts in stores.items():
+            store = name.split()[0]
+            for why, count in counts.items():
+                was = before.get(node, {}).get(name, {}).get(why, 0) if node in before else count
+                gained = count - was if count >= was else count
+                if gained:
+                    total.setdefault(store, {}).setdefault(why, 0)
+                    total[store][why] += gained
+    return total
 
 
 def wait_balanced(timeout: float = 60) -> None:

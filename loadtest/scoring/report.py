@@ -146,13 +146,18 @@ def store_rows(rows: list[dict]) -> list[dict]:
             and r["store"] in classes[r["strategy"]].dependencies]
 
 
-def plot_store_faults(rows: list[dict], path: Path) -> None:
+def plot_store_faults(rows: list[dict], path: Path, scenarios: list[dict] = ()) -> None:
     """Per store fault, each of the store's strategies: the longest wait for a good answer (top, labelled with
-    acknowledged writes lost) and the p99 latency while faulted (bottom): what a failover costs, side by side."""
+    acknowledged writes lost) and the p99 latency while faulted (middle): what a failover costs, side by side.
+    Bottom, when the run recorded them: the answers the store's circuit breaker and bulkhead gave at once
+    (session_lab/breaker.py), each a thread that did not wait for a dead store."""
     rows = store_rows(rows)
     faults = list(dict.fromkeys(f"{r['fault']} {r['target']}" for r in rows))
+    refused = {f"{s['fault']} {s['target']}": s["refused"].get(s["store"], {}) for s in scenarios
+               if "refused" in s and s.get("store")}
+    panels = 3 if refused else 2
     colours = {name: f"C{i}" for i, name in enumerate(dict.fromkeys(r["strategy"] for r in rows))}
-    fig, axes = plt.subplots(2, 1, figsize=(max(8, 1.2 * len(faults) + 2), 6.5), sharex=True)
+    fig, axes = plt.subplots(panels, 1, figsize=(max(8, 1.2 * len(faults) + 2), 3.25 * panels), sharex=True)
     for j, fault in enumerate(faults):
         group = [r for r in rows if f"{r['fault']} {r['target']}" == fault]
         width = 0.8 / len(group)
@@ -164,9 +169,11 @@ def plot_store_faults(rows: list[dict], path: Path) -> None:
             axes[1].bar(x, (row["p99_window_ms"] or 0) / 1000, width, color=colours[row["strategy"]])
     axes[0].set_ylabel("unavailable s", fontsize=9)
     axes[0].set_title("Store faults. Top: the longest any user waited for a good answer\n(the number on a bar: "
-                      "acknowledged writes lost). Bottom: p99 latency while faulted.", fontsize=9)
+                      "acknowledged writes lost). Middle: p99 latency while faulted.", fontsize=9)
     axes[1].set_ylabel("p99 in window, s", fontsize=9)
-    axes[1].set_xticks(range(len(faults)), faults, rotation=25, ha="right", fontsize=8)
+    if refused:
+        plot_refusals(axes[2], faults, refused)
+    axes[-1].set_xticks(range(len(faults)), faults, rotation=25, ha="right", fontsize=8)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
     axes[0].legend(handles, list(colours), fontsize=8, loc="upper left")
     for ax in axes:
@@ -174,6 +181,24 @@ def plot_store_faults(rows: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+REFUSALS = (("circuit_open", "breaker open", "tab:purple"), ("bulkhead_full", "bulkhead full", "tab:orange"))
+
+
+def plot_refusals(ax, faults: list[str], refused: dict[str, dict[str, int]]) -> None:
+    """Stacked per fault: the faulted store's fail-fast 503s by why, summed over the nodes."""
+    bottom = [0] * len(faults)
+    for why, label, colour in REFUSALS:
+        counts = [refused.get(fault, {}).get(why, 0) for fault in faults]
+        bars = ax.bar(range(len(faults)), counts, 0.5, bottom=bottom, color=colour, label=label)
+        ax.bar_label(bars, labels=[str(c) if c else "" for c in counts], label_type="center", fontsize=7)
+        bottom = [b + c for b, c in zip(bottom, counts)]
+    ax.set_ylabel("503s at once", fontsize=9)
+    ax.set_title("Answered at once by the store's circuit breaker or bulkhead (summed over the nodes):\n"
+                 "each a request that did not hold a thread waiting for the faulted store", fontsize=9)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_ylim(0, max(2, max(bottom) * 1.25))
 
 
 def plot_scenario(scenario: dict, series: dict[str, list[dict]], path: Path) -> None:
@@ -293,7 +318,7 @@ def write(run_dir: Path) -> list[dict]:
                     writer.writerow(line)
     plot_losses(rows, plots / "losses.png", list(classes))
     if store_rows(rows):
-        plot_store_faults(rows, plots / "store-faults.png")
+        plot_store_faults(rows, plots / "store-faults.png", scenarios)
     if under_load:
         saturation_report.plot(rows, plots / "saturation.png")
     sections = replication_report.section(cost) + saturation_report.section(rows, run.get("capacity_rps"))
@@ -335,7 +360,9 @@ cannot change what a store fault does. Unavailable: the longest any user of the 
 first failed answer to its next good one. p99 in window: latency between the fault and recovery. Errors off
 shard: errors of sessions on a shard the fault did not touch (logins aside). Detected, promoted: the store's
 own timeline (a sentinel's or a cluster node's view, polled every 100 ms), seconds after the fault; first
-success: the first good answer after the strategy's first failure.</p>
+success: the first good answer after the strategy's first failure. The figure's bottom panel, when the run
+recorded it, counts the 503s the faulted store's circuit breaker and bulkhead gave at once: requests that
+would otherwise each have held one of a node's threads for up to the request deadline.</p>
 <table>{store_table}</table><img src='plots/store-faults.png' alt=''>""" if in_store else ""
     return f"""<!doctype html>
 <html lang=en><meta charset=utf-8><title>Session Lab: which strategies survive failover?</title>

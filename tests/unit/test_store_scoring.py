@@ -126,3 +126,26 @@ def test_the_cluster_view_follows_the_faulted_master_and_its_replica():
     view.look(3.0, nodes("slave,fail", "master", replica_master="-"))
     assert [e["event"] for e in view.events] == [
         "watching", "master suspected (one node)", "master failed (majority)", "replica promoted"]
+
+
+def test_breaker_refusals_are_summed_over_nodes_and_a_cluster_s_masters():
+    from loadtest.runs.experiment import refusals_since
+    before = {"app1": {"cluster 10.0.0.1:6379": {"circuit_open": 3}}, "app2": {}}
+    after = {"app1": {"cluster 10.0.0.1:6379": {"circuit_open": 5, "bulkhead_full": 1}},
+             "app2": {"cluster 10.0.0.2:6379": {"circuit_open": 4}, "sentinel": {"circuit_open": 2}},
+             "app3": {"redis": {"circuit_open": 7}}}  # app3 missed the first round: it adds nothing
+    assert refusals_since(before, after) == {"cluster": {"circuit_open": 6, "bulkhead_full": 1},
+                                             "sentinel": {"circuit_open": 2}}
+    restarted = {"app1": {"cluster 10.0.0.1:6379": {"circuit_open": 1}}}  # counters back from zero
+    assert refusals_since(before, restarted) == {"cluster": {"circuit_open": 1}}
+
+
+def test_the_store_figure_draws_the_breaker_panel_only_when_the_run_recorded_it(tmp_path):
+    from loadtest.scoring import report
+    rows = list(rows_for(shard_outage("cluster")).values())
+    report.plot_store_faults(rows, tmp_path / "without.png")
+    scenario = {**KILL_MASTER, "refused": {"cluster": {"circuit_open": 40, "bulkhead_full": 2}}}
+    report.plot_store_faults(rows, tmp_path / "with.png", [scenario])
+    from PIL import Image
+    with Image.open(tmp_path / "with.png") as drawn, Image.open(tmp_path / "without.png") as plain:
+        assert drawn.height > plain.height
