@@ -11,21 +11,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loadtest.faults import compose
+from loadtest.faults.docker import compose, docker
+from loadtest.lab import LabError
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
-class CpuUnreadable(compose.LabError):
+class CpuUnreadable(LabError):
     pass
 
 
 def containers() -> dict[str, int]:
     """Service name -> the host PID of its container's main process, for every running service."""
-    ids = compose.compose("ps", "-q").stdout.split()
+    ids = compose("ps", "-q").stdout.split()
     if not ids:
-        raise compose.LabError("no container of the stack runs: start it with `make up`")
-    out = compose.docker("inspect", "-f", '{{.State.Pid}} {{index .Config.Labels "com.docker.compose.service"}}',
+        raise LabError("no container of the stack runs: start it with `make up`")
+    out = docker("inspect", "-f", '{{.State.Pid}} {{index .Config.Labels "com.docker.compose.service"}}',
                          *ids).stdout
     pids = {}
     for line in out.splitlines():
@@ -65,3 +66,4 @@ def reading(pids: dict[str, int]) -> dict[str, float]:
 
 def used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     return {service: round(after[service] - before[service], 4) for service in before if service in after}
+

@@ -23,7 +23,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
 from loadtest.bench.race import explain
-from loadtest.faults.compose import APP_NODES
+from loadtest.lab import APP_NODES
 
 BALANCER_SERVICE = "lb"
 GROUPS = ("balancer", "app nodes", "stores")

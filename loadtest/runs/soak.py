@@ -37,12 +37,10 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from loadtest.faults.docker import compose, current_mode, docker, require_stack, states, switch_mode  # noqa: E402
+from loadtest.lab import LAB_URL, MODES, ROOT, LabError  # noqa: E402
 from loadtest.runs import locust_run  # noqa: E402
-from loadtest.faults.compose import LAB_URL, ROOT, LabError, compose, current_mode, docker, require_stack  # noqa: E402
-from loadtest.faults.compose import states, switch_mode  # noqa: E402
 
-# The same discovery as experiment.MODES, without importing the experiment (and the app package with it).
-MODES = sorted(p.stem for p in (ROOT / "loadbalancer" / "modes").glob("*.conf"))
 MIB = 1024**2
 UNITS = {"b": 1, "kib": 1024, "mib": MIB, "gib": 1024**3, "tib": 1024**4,  # docker prints binary units,
          "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}        # or decimal ones (kB, MB) for some

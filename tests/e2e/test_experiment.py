@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from loadtest.faults.compose import APP_NODES
+from loadtest.lab import APP_NODES
 from loadtest.scoring import analysis
 from tests.e2e.conftest import ROOT
 

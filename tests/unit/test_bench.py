@@ -1,31 +1,32 @@
 """The bench's bookkeeping, on inputs whose right answers are known: which strategy is the baseline and
-which routing each needs (from traits), the credential a session sends, the CPU counters of a cgroup, and
-the ratios and CPU figures computed from raw rounds."""
+which routing each needs (from traits), the plan from the command line, the credential a session sends, the
+CPU counters of a cgroup, and the ratios and CPU figures computed from raw rounds."""
 
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from session_lab import strategies
 
 from loadtest.bench import cpu, race, run, sessions, summary
-from loadtest.faults.compose import LabError
+from loadtest.lab import LabError
 
 REGISTRY = [{"name": cls.name, "keeps_state": cls.keeps_state, "needs_sticky": cls.needs_sticky}
             for cls in strategies.classes()]
 
 
 def test_the_baseline_and_the_routing_come_from_traits():
-    baseline, groups = run.plan(REGISTRY)
+    baseline, groups = run.routing_groups(REGISTRY)
     assert not baseline["keeps_state"]
     modes = {mode: [s["name"] for s in members] for mode, members in groups}
     assert list(modes) == ["round-robin", "sticky"]
     assert all(s["needs_sticky"] for s in REGISTRY if s["name"] in modes["sticky"])
     assert sorted(modes["round-robin"] + modes["sticky"] + [baseline["name"]]) == sorted(s["name"] for s in REGISTRY)
     with pytest.raises(LabError, match="exactly one"):
-        run.plan([s for s in REGISTRY if s["keeps_state"]])
+        run.routing_groups([s for s in REGISTRY if s["keeps_state"]])
 
 
 def test_a_session_sends_its_cookies_or_else_the_token_from_the_body_never_both():
@@ -81,6 +82,32 @@ def test_ratios_pair_each_round_with_the_baseline_round_beside_it_and_cpu_is_per
     assert tool["tool_cpu_share_max"] == 0.025  # 0.1 s of wrk in a 2 s round on 2 cores
 
 
+def args_of(*argv):
+    return run.parse_args(list(argv))
+
+
+def test_the_bench_plan_follows_the_flags_and_the_registry():
+    now = time.gmtime(0)
+    quick = run.plan_bench(args_of("--quick"), REGISTRY, now)
+    assert (quick.seconds, quick.rounds, quick.bursts, quick.quick) == (2, 1, 3, True)
+    assert quick.out.name == "bench-19700101T000000Z" and not quick.baseline["keeps_state"]
+    assert len(quick.measured) == len(REGISTRY) - 1 and quick.settings()["rounds"] == 1
+    full = run.plan_bench(args_of("--only", "redis,memory", "--rounds", "5", "--suite", "growth"), REGISTRY, now)
+    assert (full.seconds, full.rounds, full.bursts, full.suite) == (5, 5, 20, "growth")
+    assert [(mode, [s["name"] for s in members]) for mode, members in full.groups] == [
+        ("round-robin", ["redis"]), ("sticky", ["memory"])]
+    assert full.out.name.startswith("growth-")
+    with pytest.raises(LabError, match="--only names no strategy of this lab: cookies") as bad:
+        run.plan_bench(args_of("--only", "redis,cookies"), REGISTRY, now)
+    assert bad.value.exit_code == 2
+
+
+def test_bad_bench_flags_exit_2_before_anything_runs():
+    done = subprocess.run([sys.executable, "-m", "loadtest.bench.run", "--rounds", "0"], capture_output=True,
+                          text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 2 and "--rounds and --bursts at least 1" in done.stderr
+
+
 def test_the_race_is_explained_from_its_own_figures():
     def result(lost, max_lost, errors=0):
         return {"bursts": 4, "burst": 8, "lost": lost, "max_lost": max_lost, "errors": errors, "reads_failed": 0,
@@ -108,7 +135,7 @@ def test_growth_sessions_fill_to_the_longest_items_and_ratios_compare_each_strat
     assert by["sessions"] == [rows[4]]
     # A request's bytes on the wire: request line, Host, Accept-Encoding, the credential, the blank line.
     sent = growth.request_bytes("GET", "/api/redis/cart", {"Cookie": "sl_redis=abc"})
-    assert sent == len(f"GET /api/redis/cart HTTP/1.1\r\nHost: {growth.compose.LAB_URL.split('//')[-1]}\r\n"
+    assert sent == len(f"GET /api/redis/cart HTTP/1.1\r\nHost: {growth.LAB_URL.split('//')[-1]}\r\n"
                        "Accept-Encoding: identity\r\nCookie: sl_redis=abc\r\n\r\n")
 
 
