@@ -1,5 +1,5 @@
 """One bench round: wrk saturating one strategy's path through nginx for a few seconds, with the CPU every
-container used around it. Used by the cost suite (run.py), the growth
+container used and the steal time of the machine around it. Used by the cost suite (run.py), the growth
 suite (growth.py) and the capacity the saturation suite loads against (capacity.py).
 """
 
@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from loadtest.bench import cpu, sessions, wrk
+from loadtest.bench import cpu, sessions, spread, wrk
 from loadtest.lab import DEFAULT_MODE, LAB_URL, REPLICA_ROUTING
 
 READ, WRITE, BALANCER = "read", "write", "balancer"  # the paths a round measures; balancer: nginx alone
@@ -34,11 +34,12 @@ def pool_size(path: str, seconds: float) -> int:
 
 
 def round_line(row: dict, labels: dict, elapsed: float) -> str:
-    """The progress line of one round: what it measured."""
+    """The progress line of one round: what it measured, and whether steal time makes it noisy."""
     errors = sum(row["errors"].values())
     return (f"[{elapsed:6.1f}s] {row['mode']:<11} {row['strategy']:<17} {row['path']:<8} "
             + "".join(f"{k} {v}  " for k, v in labels.items())
             + f"round {row['round']}: {row['rps']:8.1f} req/s  p50 {row['p50_ms']:6.1f} ms  p99 {row['p99_ms']:7.1f} ms"
+            + f"  steal {row['steal']:.1%}" + ("  NOISY (steal time)" if spread.noisy_round(row) else "")
             + (f"  ERRORS {row['errors']}" if errors else ""))
 
 
@@ -65,11 +66,11 @@ class Bench:
             if sessions_file is None:
                 sessions.make(strategy, pool_size(path, self.seconds), CART_ITEMS if path == READ else 0, file)
             args = [name, path, str(file), str(ADDS_PER_SESSION)]
-        before = cpu.reading(self.pids)
+        before, ticks = cpu.reading(self.pids), cpu.machine_ticks()
         result = wrk.run(LAB_URL, args, self.seconds, THREADS, CONNECTIONS)
-        used = cpu.used(before, cpu.reading(self.pids))
+        used, steal = cpu.used(before, cpu.reading(self.pids)), cpu.steal_share(ticks, cpu.machine_ticks())
         row = {"strategy": name, "path": path, "mode": mode, "round": number, **labels,
-               "rps": round(result["requests"] / result["seconds"], 1), **result, "cpu_s": used}
+               "rps": round(result["requests"] / result["seconds"], 1), **result, "cpu_s": used, "steal": steal}
         self.rows.append(row)
         self.record("rounds.jsonl", row)
         print(round_line(row, labels, time.monotonic() - self.started), flush=True)

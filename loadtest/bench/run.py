@@ -9,8 +9,10 @@ Strategies that keep sessions inside one node run in sticky routing, with their 
 others in round-robin. Then every strategy that keeps state runs the concurrency race (race.py). The
 routing mode is put back at the end, whatever happens.
 
-Results go to results/bench-<UTC time>/: rounds.jsonl (every round, raw), race.jsonl, bench.json and bench.md (per
-strategy and path), bench.png (loadtest/bench/summary.py). Exit 0 when every request of every round was
+Every figure comes with its spread over the rounds, or is shown as noisy (spread.py); the quick bench, one
+round each, is a smoke test and gives no ratio. Results go to results/bench-<UTC time>/: rounds.jsonl
+(every round, raw), race.jsonl, bench.json and bench.md (per strategy and path), bench.png
+(loadtest/bench/summary.py). Exit 0 when every request of every round was
 answered without an error, 1 otherwise (the results are written either way), 2 on bad usage.
 """
 
@@ -71,7 +73,8 @@ class BenchPlan:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one short round per strategy and path (CI)")
+    parser.add_argument("--quick", action="store_true", help="a smoke test: one short round per strategy and path, "
+                        "no ratios (CI)")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per round (default 5; quick 2)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per strategy and path (default 3; quick 1)")
     parser.add_argument("--bursts", type=int, default=None, help="race bursts per strategy (default 20; quick 3)")
@@ -143,7 +146,8 @@ def run_cost(plan: BenchPlan) -> int:
         shutil.rmtree(bench.work, ignore_errors=True)  # live credentials: not left behind in /tmp
         switch_mode(mode_before)
         if bench.rows:
-            summary.write(plan.out, bench.rows, bench.races, plan.baseline["name"], plan.settings())
+            written = summary.write(plan.out, bench.rows, bench.races, plan.baseline["name"], plan.settings())
+            print("\n".join(summary.headline(written.entries, plan.baseline["name"], plan.quick)))
             print(f"bench: {plan.out / 'bench.md'}")
     return 130 if interrupted else exit_code(bench)
 
