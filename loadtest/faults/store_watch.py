@@ -129,7 +129,3 @@ class StoreWatch:
         if stamp is not None:
             self.view.look(stamp, block)
 
-
-def relative(events: list[dict], since: float) -> dict[str, float]:
-    """{event: seconds after `since`} for the scorecard."""
-    return {e["event"]: round(e["t"] - since, 2) for e in events if e["event"] != "watching"}
