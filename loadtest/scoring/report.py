@@ -17,11 +17,11 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from loadtest.faults.store_roles import HA_STORES, store_of  # noqa: E402
+from loadtest.lab import HA_STORES, store_of  # noqa: E402
 from loadtest.scoring import analysis, expectations, replication_report, saturation_report  # noqa: E402
 from loadtest.scoring import verdict as glance  # `verdict` below: the hypotheses' results
 from loadtest.users import record  # noqa: E402
-from loadtest.faults.compose import ROOT  # noqa: E402
+from loadtest.lab import ROOT  # noqa: E402
 from loadtest.users.oracle import ERROR, SESSION_LOST, WRITES_LOST  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "services" / "app"))

@@ -37,7 +37,7 @@ from redis.crc import key_slot
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "services" / "app")]
 
-from loadtest.faults.compose import as_proxy  # noqa: E402
+from loadtest.lab import as_proxy  # noqa: E402
 from loadtest.users.oracle import (  # noqa: E402
     ERROR, FOREIGN, OK, OUTCOMES, REVOCATION_BOUND, SESSION_LOST, Expectation, Verdict,
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from loadtest.faults.compose import APP_NODES
+from loadtest.lab import APP_NODES
 from loadtest.scoring import analysis
 from tests.conftest import SESSION_STARTED
 from tests.e2e.conftest import ROOT
