@@ -1,0 +1,45 @@
+"""The report is unchanged for the same raw data: a small real run (tests/data/golden-run/) rebuilt with today's
+code must write, text for text, what the report wrote before the scoring code was split up (expected/; see the
+README there for where they came from and when a change to them is deliberate)."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from loadtest.scoring import report
+
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden-run"
+TEXTS = ["scorecard.json", "scorecard.md", "report.md", "expectations.json", "per_second.csv", "verdict.json",
+         "report.html"]
+FIGURES = ["verdict.png", "plots/losses.png", "plots/sticky--kill-app2.png", "plots/ip-hash--kill-redis.png"]
+
+
+@pytest.fixture(scope="module")
+def rebuilt(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("golden") / "golden-run"
+    shutil.copytree(GOLDEN, run_dir, ignore=shutil.ignore_patterns("expected", "README.md"))
+    verdict = report.write(run_dir)
+    return run_dir, verdict
+
+
+@pytest.mark.parametrize("name", TEXTS)
+def test_every_text_is_what_the_report_wrote_before(rebuilt, name):
+    run_dir, _ = rebuilt
+    expected = (GOLDEN / "expected" / name).read_text().replace("@RUN_DIR@", str(run_dir))
+    assert (run_dir / name).read_text() == expected
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_every_figure_is_drawn(rebuilt, name):
+    run_dir, _ = rebuilt
+    with Image.open(run_dir / name) as image:
+        image.verify()
+        assert image.size[0] > 400 and image.size[1] > 300
+
+
+def test_write_returns_the_checks_expectations_json_holds(rebuilt):
+    _, verdict = rebuilt
+    assert verdict and all({"hypothesis", "strategy", "mode", "fault", "held", "detail"} <= set(v) for v in verdict)
+    assert sum(not v["held"] for v in verdict) == 0  # the real run's claims held, as its report said
