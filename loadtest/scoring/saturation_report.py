@@ -66,13 +66,15 @@ def _total(rows: list[ScorecardRow], capacity_rps: float | None) -> dict:
     return total
 
 
-def markdown(rows: list[dict], capacity_rps: float | None) -> str:
-    return tables.markdown(rows_under_load(rows, capacity_rps), COLUMNS)
+def markdown(table: list[dict]) -> str:
+    """`table`: rows_under_load's."""
+    return tables.markdown(table, COLUMNS)
 
 
-def plot(rows: list[dict], path: Path) -> None:
-    """Per load: the p99 between kill and recovery per strategy (bars), and the errors on each bar."""
-    loaded = [r for r in rows_under_load(rows) if r["strategy"] != TOTAL]
+def plot(table: list[dict], path: Path) -> None:
+    """Per load (`table`: rows_under_load's): the p99 between kill and recovery per strategy (bars), and the
+    errors on each bar."""
+    loaded = [r for r in table if r["strategy"] != TOTAL]
     loads = list(dict.fromkeys(r["load"] for r in loaded))
     names = list(dict.fromkeys(r["strategy"] for r in loaded))
     fig, ax = plt.subplots(figsize=(10, 4))
@@ -96,8 +98,8 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def section(rows: list[dict], capacity_rps: float | None) -> str:
-    if not rows_under_load(rows):
+def section(table: list[dict], capacity_rps: float | None) -> str:
+    if not table:
         return ""
     e = html.escape
     measured = f"{capacity_rps:.0f} requests/s" if capacity_rps else "not recorded"
@@ -106,5 +108,5 @@ def section(rows: list[dict], capacity_rps: float | None) -> str:
 <p>Capacity of three nodes for the users' mix, measured at the start of this run: {e(measured)}
 (<code>capacity/</code>). Req/s before: the last 5 s before the kill. In window: from the kill to app2's
 recovery.</p>
-{tables.html_table(rows_under_load(rows, capacity_rps), COLUMNS)}
+{tables.html_table(table, COLUMNS)}
 <img src='plots/saturation.png' alt=''>"""

@@ -43,3 +43,30 @@ def test_write_returns_the_checks_expectations_json_holds(rebuilt):
     _, verdict = rebuilt
     assert verdict and all({"hypothesis", "strategy", "mode", "fault", "held", "detail"} <= set(v) for v in verdict)
     assert sum(not v["held"] for v in verdict) == 0  # the real run's claims held, as its report said
+
+
+def test_the_scorecard_is_computed_once_and_handed_to_every_renderer(tmp_path, monkeypatch):
+    from loadtest.scoring import analysis, hypotheses, replication_report, saturation_report
+    from loadtest.scoring.report import build
+
+    calls = {}
+
+    def counted(module, name):
+        original = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            calls[name] = calls.get(name, 0) + 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapper)
+
+    for module, name in [(analysis, "scenario_rows"), (hypotheses, "evaluate"), (build, "store_rows"),
+                         (replication_report, "cost_rows"), (saturation_report, "rows_under_load"),
+                         (analysis, "per_second")]:
+        counted(module, name)
+    run_dir = tmp_path / "golden-run"
+    shutil.copytree(GOLDEN, run_dir, ignore=shutil.ignore_patterns("expected", "README.md"))
+    report.write(run_dir)
+    # Once per scenario for what is per scenario, once per run for the rest.
+    assert calls == {"scenario_rows": 2, "per_second": 2, "evaluate": 1, "store_rows": 1, "cost_rows": 1,
+                     "rows_under_load": 1}

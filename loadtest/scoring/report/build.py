@@ -121,7 +121,7 @@ def draw(card: Scorecard, plots: Path) -> None:
     if card.store_rows:
         figures.plot_store_faults(card.store_rows, plots / "store-faults.png", card.scenarios)
     if card.under_load:
-        saturation_report.plot(card.rows, plots / "saturation.png")
+        saturation_report.plot(card.under_load, plots / "saturation.png")
 
 
 def main(argv: list[str] | None = None) -> int:

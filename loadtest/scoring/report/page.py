@@ -103,7 +103,7 @@ def store_section(card) -> str:
 
 def render(card) -> str:
     """The HTML report; the verdict paragraph stands under verdict.png before everything else."""
-    sections = replication_report.section(card.cost) + saturation_report.section(card.rows, card.capacity_rps)
+    sections = replication_report.section(card.cost) + saturation_report.section(card.under_load, card.capacity_rps)
     return PAGE.substitute(
         figure=glance.FIGURE, alt=e(glance.ALT), at_a_glance=e(card.at_a_glance), about_the_run=about_the_run(card),
         held=sum(v["held"] for v in card.verdict), checks=len(card.verdict), claims=claims(card.verdict),

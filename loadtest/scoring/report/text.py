@@ -50,7 +50,7 @@ def scorecard(card) -> str:
     if card.cost:
         out += "\n## What node replication costs\n\n" + replication_report.markdown(card.cost)
     if card.under_load:
-        out += "\n## Failover under load\n\n" + saturation_report.markdown(card.rows, card.capacity_rps)
+        out += "\n## Failover under load\n\n" + saturation_report.markdown(card.under_load)
     return out
 
 
