@@ -10,10 +10,10 @@ import json
 import math
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from collections.abc import Callable
 
 from loadtest.scoring.records import Scenario, ScorecardRow
 from loadtest.scoring.records import scenario as as_scenario

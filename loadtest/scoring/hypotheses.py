@@ -7,8 +7,8 @@ run whose rows deviate makes the runner exit non-zero. Strategy traits come from
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from loadtest.faults.compose import APP_NODES
 from loadtest.faults.store_roles import HA_STORES, store_of

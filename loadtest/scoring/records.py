@@ -26,7 +26,7 @@ class Scenario:
     capacity_rps: float | None = None
     target_rps: float | None = None
     users: int | None = None
-    start: float = 0.0  # the users started
+    start: float | None = None  # the users started
     store: str | None = None  # the store the target belongs to ("" for an app node; None: the run stopped earlier)
     services: list[str] | None = None  # the compose services the target resolved to just before the fault
     node_memory: dict | None = None  # per node, per strategy: sessions owned and copies kept (/readyz), sticky mode

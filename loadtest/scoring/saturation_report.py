@@ -12,8 +12,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from loadtest.scoring import tables
-from loadtest.scoring import notes
+from loadtest.scoring import notes, tables
 from loadtest.scoring.records import ScorecardRow
 
 COLUMNS = [

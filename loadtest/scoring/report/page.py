@@ -7,9 +7,8 @@ import json
 from string import Template
 
 from loadtest.faults.store_roles import store_of
-from loadtest.scoring import analysis, hypotheses, replication_report, saturation_report, tables
+from loadtest.scoring import analysis, hypotheses, notes, replication_report, saturation_report, tables
 from loadtest.scoring import verdict as glance
-from loadtest.scoring import notes
 from loadtest.scoring.report.text import COLUMNS, STORE_COLUMNS, cell, store_cell
 
 e = html.escape
