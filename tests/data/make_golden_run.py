@@ -4,6 +4,9 @@ cut down to match.
 
     python tests/data/make_golden_run.py OUT RUN_DIR:SCENARIO_ID [RUN_DIR:SCENARIO_ID ...]
 
+Scenarios may come from several runs (a full run's node and Redis kills, a stores run's Sentinel or Cluster
+fault): run.json is the first run's, its schedule listing the store faults kept.
+
 The user kept per strategy is the one with the most answers that were not ok (ties: the first by name), so
 a scenario keeps its losses and errors where it had any; every record of that user is kept, unchanged. The
 expected outputs beside it come from the report of the base commit, not from this script (see
@@ -52,6 +55,11 @@ def main(out: Path, picks: list[str]) -> None:
         timeline = [json.loads(line) for line in (run_dir / "timeline.jsonl").read_text().splitlines()]
         events += [e for e in timeline if scenario["start"] <= e["t"] <= scenario["end"]]
         run = run or json.loads((run_dir / "run.json").read_text())
+    # run.json is the first run's; a store fault picked from another run joins its schedule, as one run of
+    # both suites would have listed it.
+    store_faults = [[s["fault"], s["target"]] for s in scenarios if s.get("store") not in ("", "redis", None)]
+    run["schedule"]["store_faults"] = [f for f in run["schedule"]["store_faults"] if f in store_faults] + [
+        f for f in store_faults if f not in run["schedule"]["store_faults"]]
     (out / "scenarios.json").write_text(json.dumps(scenarios, indent=2))
     (out / "run.json").write_text(json.dumps(run, indent=2))
     (out / "timeline.jsonl").write_text("".join(json.dumps(e) + "\n" for e in sorted(events, key=lambda e: e["t"])))
