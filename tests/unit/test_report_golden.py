@@ -13,7 +13,8 @@ from loadtest.scoring import report
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden-run"
 TEXTS = ["scorecard.json", "scorecard.md", "report.md", "expectations.json", "per_second.csv", "verdict.json",
          "report.html"]
-FIGURES = ["verdict.png", "plots/losses.png", "plots/sticky--kill-app2.png", "plots/ip-hash--kill-redis.png"]
+FIGURES = ["verdict.png", "plots/losses.png", "plots/sticky--kill-app2.png", "plots/ip-hash--kill-redis.png",
+           "plots/round-robin--kill-cluster-master.png", "plots/store-faults.png"]
 
 
 @pytest.fixture(scope="module")
@@ -68,5 +69,5 @@ def test_the_scorecard_is_computed_once_and_handed_to_every_renderer(tmp_path, m
     shutil.copytree(GOLDEN, run_dir, ignore=shutil.ignore_patterns("expected", "README.md"))
     report.write(run_dir)
     # Once per scenario for what is per scenario, once per run for the rest.
-    assert calls == {"scenario_rows": 2, "per_second": 2, "evaluate": 1, "store_rows": 1, "cost_rows": 1,
+    assert calls == {"scenario_rows": 3, "per_second": 3, "evaluate": 1, "store_rows": 1, "cost_rows": 1,
                      "rows_under_load": 1}
