@@ -8,7 +8,7 @@ run whose rows deviate makes the runner exit non-zero. Strategy traits come from
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from loadtest.faults.compose import APP_NODES
 from loadtest.faults.store_roles import HA_STORES, store_of
@@ -341,8 +341,23 @@ HYPOTHESES = [
 ]
 
 
-def evaluate(rows: list[ScorecardRow], classes: dict[str, type]) -> list[dict]:
-    """Each hypothesis on each row it applies to: expectations.json's entries (the runner reads "held")."""
+@dataclass(frozen=True)
+class Check:
+    """One hypothesis checked on one scorecard row: an entry of expectations.json."""
+
+    hypothesis: str
+    strategy: str
+    mode: str
+    fault: str  # analysis.fault_name
+    held: bool
+    detail: str  # what deviated; "" when it held
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def evaluate(rows: list[ScorecardRow], classes: dict[str, type]) -> list[Check]:
+    """Each hypothesis on each row it applies to, hypothesis by hypothesis."""
     results = []
     for hypothesis in HYPOTHESES:
         for row in rows:
@@ -350,12 +365,6 @@ def evaluate(rows: list[ScorecardRow], classes: dict[str, type]) -> list[dict]:
             if cls is None or not hypothesis.applies(row, cls):
                 continue
             problem = hypothesis.check(row)
-            results.append({
-                "hypothesis": hypothesis.name,
-                "strategy": row.strategy,
-                "mode": row.mode,
-                "fault": fault_name(row),
-                "held": problem is None,
-                "detail": problem or "",
-            })
+            results.append(Check(hypothesis.name, row.strategy, row.mode, fault_name(row), problem is None,
+                                 problem or ""))
     return results

@@ -28,7 +28,7 @@ def verdicts(records, scenario=SCENARIO):
 
 
 def failed(results):
-    return {(v["hypothesis"], v["strategy"]) for v in results if not v["held"]}
+    return {(v.hypothesis, v.strategy) for v in results if not v.held}
 
 
 def test_sticky_memory_losing_only_the_dead_nodes_users_holds():
@@ -102,7 +102,7 @@ def test_a_logged_out_credential_that_still_works_deviates_for_revocable_strateg
     records += [req(12, "jwt", "j1", "not_revoked"), req(12, "client", "c1", "ok")]
     assert rows_for(records)["jwt"].not_revoked == 1
     assert ("logout-revokes-everywhere", "jwt") in failed(verdicts(records))
-    assert not any(v["strategy"] == "client" and v["hypothesis"] == "logout-revokes-everywhere"
+    assert not any(v.strategy == "client" and v.hypothesis == "logout-revokes-everywhere"
                    for v in verdicts(records))  # the client strategy does not claim revocation
 
 
@@ -111,7 +111,7 @@ def test_jwt_logouts_during_an_outage_of_the_revocation_store_are_counted_not_ju
     records = steady("jwt", {"j1": "app1"}) + [req(12, "jwt", "j1", "not_revoked")]
     results = verdicts(records, outage)
     assert rows_for(records, outage)["jwt"].not_revoked == 1
-    assert not any(v["hypothesis"] == "logout-revokes-everywhere" for v in results)
+    assert not any(v.hypothesis == "logout-revokes-everywhere" for v in results)
     assert failed(results) == set()
 
 
@@ -245,8 +245,8 @@ def test_zombie_writes_from_a_paused_node_are_the_peers_predicted_failure_and_no
     records += steady("redis", {"r1": "app1"}) + [req(12, "redis", "r1", "writes_lost", lost=1)]
     results = verdicts(records, pause)
     assert failed(results) == {("acknowledged-writes-are-kept", "redis")}
-    zombie = [v for v in results if v["hypothesis"] == "zombie-writes-from-a-paused-node"]
-    assert [(v["strategy"], v["held"]) for v in zombie] == [("flask-session", True)]
+    zombie = [v for v in results if v.hypothesis == "zombie-writes-from-a-paused-node"]
+    assert [(v.strategy, v.held) for v in zombie] == [("flask-session", True)]
     assert "zombie writes from a paused node" in next(
         h.claim for h in hypotheses.HYPOTHESES if h.name == "zombie-writes-from-a-paused-node").lower()
     assert ("acknowledged-writes-are-kept", "flask-session") in failed(verdicts(records))  # a kill: no excuse

@@ -24,8 +24,8 @@ def steady(strategy, per_second=4, until=40, latency=10.0):
 
 def verdicts(records, load):
     rows = analysis.scenario_rows(records, {**KILL_AT, "load": load})
-    return {(v["hypothesis"], v["strategy"], v["held"]) for v in hypotheses.evaluate(rows, CLASSES)
-            if v["hypothesis"] == "half-load-hides-a-node-death"}
+    return {(v.hypothesis, v.strategy, v.held) for v in hypotheses.evaluate(rows, CLASSES)
+            if v.hypothesis == "half-load-hides-a-node-death"}
 
 
 def test_a_mix_saturates_where_its_requests_time_adds_up():

@@ -31,7 +31,7 @@ def rows_for(records, scenario=KILL_MASTER):
 
 def failed(records, scenario=KILL_MASTER):
     rows = list(rows_for(records, scenario).values())
-    return {(v["hypothesis"], v["strategy"]) for v in hypotheses.evaluate(rows, CLASSES) if not v["held"]}
+    return {(v.hypothesis, v.strategy) for v in hypotheses.evaluate(rows, CLASSES) if not v.held}
 
 
 def shard_outage(strategy, until_ok=13.0):

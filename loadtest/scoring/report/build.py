@@ -15,7 +15,7 @@ from pathlib import Path
 
 from loadtest.faults.store_roles import HA_STORES
 from loadtest.scoring import analysis, hypotheses, replication_report, saturation_report
-from loadtest.scoring import verdict as glance  # `verdict` below: the hypotheses' results
+from loadtest.scoring import verdict as glance  # the figure at a glance; the hypotheses' results are `checks`
 from loadtest.scoring.records import Scenario, ScorecardRow
 from loadtest.scoring.report import figures, page, text
 
@@ -34,7 +34,7 @@ class Scorecard:
     raw: dict[str, list[dict]]  # per scenario id, its records
     classes: dict[str, type]  # the registry, in its order
     rows: list[ScorecardRow]  # by mode, fault, load, then registry order
-    verdict: list[dict]  # the hypotheses' checks (expectations.json)
+    checks: list[hypotheses.Check]  # the hypotheses checked on the rows (expectations.json)
     grid: glance.Grid  # the verdict at a glance
 
     @property
@@ -85,18 +85,20 @@ def compute(run_dir: Path) -> Scorecard:
 
 
 def write(run_dir: Path) -> list[dict]:
-    """Recompute everything from the raw data and write it; returns the hypotheses' verdicts."""
+    """Recompute everything from the raw data and write it; returns the hypotheses' checks as expectations.json
+    holds them (dicts: the runner and older callers read them by key)."""
     card = compute(run_dir)
     (run_dir / "scorecard.json").write_text(json.dumps([r.to_json() for r in card.rows], indent=2))
     (run_dir / "scorecard.md").write_text(text.scorecard(card))
     glance.plot(card.grid, run_dir / glance.FIGURE)
     (run_dir / "verdict.json").write_text(json.dumps(card.grid.to_json(), indent=2))
     (run_dir / "report.md").write_text(text.report(card))
-    (run_dir / "expectations.json").write_text(json.dumps(card.verdict, indent=2))
+    checks = [c.to_json() for c in card.checks]
+    (run_dir / "expectations.json").write_text(json.dumps(checks, indent=2))
     write_per_second(card, run_dir / "per_second.csv")
     draw(card, run_dir / "plots")
     (run_dir / "report.html").write_text(page.render(card))
-    return card.verdict
+    return checks
 
 
 def write_per_second(card: Scorecard, path: Path) -> None:

@@ -67,19 +67,19 @@ def about_the_run(card) -> str:
             f"(<code>python -m loadtest.scoring.report {e(str(card.run_dir))}</code>).")
 
 
-def claims(verdict: list[dict]) -> str:
+def claims(verdict: list[hypotheses.Check]) -> str:
     """Each hypothesis, its claim, and how many of its checks held."""
     rows = [{"name": h.name, "claim": h.claim,
-             "held": f"{sum(v['held'] for v in verdict if v['hypothesis'] == h.name)} / "
-                     f"{sum(1 for v in verdict if v['hypothesis'] == h.name)}"} for h in hypotheses.HYPOTHESES]
+             "held": f"{sum(v.held for v in verdict if v.hypothesis == h.name)} / "
+                     f"{sum(1 for v in verdict if v.hypothesis == h.name)}"} for h in hypotheses.HYPOTHESES]
     bold_name = lambda row, field: f"<b>{e(row[field])}</b>" if field == "name" else e(row[field])  # noqa: E731
     return tables.html_table(rows, CLAIMS, markup=bold_name)
 
 
-def deviations(verdict: list[dict]) -> str:
+def deviations(verdict: list[hypotheses.Check]) -> str:
     return "".join(
-        f"<li class=bad>{e(v['hypothesis'])}: {e(v['strategy'])} / {e(v['mode'])} / {e(v['fault'])}: "
-        f"{e(v['detail'])}</li>" for v in verdict if not v["held"]) or "<li class=good>none</li>"
+        f"<li class=bad>{e(v.hypothesis)}: {e(v.strategy)} / {e(v.mode)} / {e(v.fault)}: "
+        f"{e(v.detail)}</li>" for v in verdict if not v.held) or "<li class=good>none</li>"
 
 
 def why_notes(card) -> str:
@@ -105,7 +105,7 @@ def render(card) -> str:
     sections = replication_report.section(card.cost) + saturation_report.section(card.under_load, card.capacity_rps)
     return PAGE.substitute(
         figure=glance.FIGURE, alt=e(glance.ALT), at_a_glance=e(card.at_a_glance), about_the_run=about_the_run(card),
-        held=sum(v["held"] for v in card.verdict), checks=len(card.verdict), claims=claims(card.verdict),
-        deviations=deviations(card.verdict), scorecard=tables.html_table(card.rows, COLUMNS, cell),
+        held=sum(v.held for v in card.checks), checks=len(card.checks), claims=claims(card.checks),
+        deviations=deviations(card.checks), scorecard=tables.html_table(card.rows, COLUMNS, cell),
         store_section=store_section(card), sections=sections, notes=why_notes(card),
         figures=scenario_figures(card))
