@@ -353,6 +353,22 @@ def _faults(grid: Grid) -> list[tuple[int, int]]:
     return spans
 
 
+def _draw_cell(ax, j: int, i: int, cell: Cell | None) -> None:
+    """Column j, row i: the category's colour, the label, and under it what the colour hides."""
+    colour = BY_NAME[cell.category].colour if cell else NOT_RUN
+    ax.add_patch(Rectangle((j, i), 1, 1, facecolor=colour, edgecolor="white", linewidth=2))
+    if cell is None:
+        ax.text(j + 0.5, i + 0.5, "not run", ha="center", va="center", fontsize=SMALL, color="#555")
+        return
+    ink = _ink(colour)
+    bold = "normal" if cell.category == NOTHING else "bold"
+    if cell.also:
+        ax.text(j + 0.5, i + 0.38, cell.label, ha="center", va="center", fontsize=FONT, color=ink, fontweight=bold)
+        ax.text(j + 0.5, i + 0.77, cell.also, ha="center", va="center", fontsize=SMALL, color=ink)
+    else:
+        ax.text(j + 0.5, i + 0.5, cell.label, ha="center", va="center", fontsize=FONT, color=ink, fontweight=bold)
+
+
 def plot(grid: Grid, path: Path) -> None:
     n_rows, n_cols = len(grid.strategies), len(grid.columns)
     spans = _faults(grid)
@@ -374,21 +390,7 @@ def plot(grid: Grid, path: Path) -> None:
     ax.axis("off")
     for j in range(n_cols):
         for i, strategy in enumerate(grid.strategies):
-            cell = grid.cell(strategy, j)
-            colour = BY_NAME[cell.category].colour if cell else NOT_RUN
-            ax.add_patch(Rectangle((j, i), 1, 1, facecolor=colour, edgecolor="white", linewidth=2))
-            if cell is None:
-                ax.text(j + 0.5, i + 0.5, "not run", ha="center", va="center", fontsize=SMALL, color="#555")
-                continue
-            ink = _ink(colour)
-            bold = "normal" if cell.category == NOTHING else "bold"
-            if cell.also:
-                ax.text(j + 0.5, i + 0.38, cell.label, ha="center", va="center", fontsize=FONT, color=ink,
-                        fontweight=bold)
-                ax.text(j + 0.5, i + 0.77, cell.also, ha="center", va="center", fontsize=SMALL, color=ink)
-            else:
-                ax.text(j + 0.5, i + 0.5, cell.label, ha="center", va="center", fontsize=FONT, color=ink,
-                        fontweight=bold)
+            _draw_cell(ax, j, i, grid.cell(strategy, j))
     for i, name in enumerate(names):
         ax.text(-0.08, i + 0.5, name, ha="right", va="center", fontsize=FONT, linespacing=1.0)
     if grid.baseline and len(grid.baseline) < n_rows:
