@@ -310,11 +310,11 @@ def refusals_since(before: dict, after: dict) -> dict[str, dict[str, int]]:
     return total
 
 
-def summarize(rows: list[dict]) -> None:
+def summarize(rows: list) -> None:
     cols = ["requests", "errors", "sessions_lost", "writes_lost", "duplicates", "unavailable_s", "p95_ms"]
-    width = max((len(row["strategy"]) for row in rows), default=0) + 2  # names come from the registry
+    width = max((len(row.strategy) for row in rows), default=0) + 2  # names come from the registry
     for row in rows:
-        print("      " + f"{row['strategy']:<{width}}" + "  ".join(f"{c}={row[c]}" for c in cols))
+        print("      " + f"{row.strategy:<{width}}" + "  ".join(f"{c}={getattr(row, c)}" for c in cols))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,8 +10,13 @@ import json
 import math
 import sys
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
+from loadtest.scoring.records import Scenario, ScorecardRow
+from loadtest.scoring.records import scenario as as_scenario
 from loadtest.users import record
 from loadtest.users.oracle import DUPLICATE, ERROR, FOREIGN, NOT_REVOKED, OK, OUTCOMES, SESSION_LOST, WRITES_LOST
 
@@ -26,10 +31,11 @@ STORE_EVENTS = {  # column: events in order of preference (a 100 ms poll can mis
 }
 
 
-def fault_name(row: dict) -> str:
-    """"kill app2", or "kill app2 at 80% load" in the load suite (a scenario or a scorecard row)."""
-    load = row.get("load")
-    return f"{row['fault']} {row['target']}" + (f" at {load:.0%} load" if load else "")
+def fault_name(row: Scenario | ScorecardRow | dict) -> str:
+    """"kill app2", or "kill app2 at 80% load" in the load suite (a scenario or a scorecard row; the runner
+    still passes scenarios.json's dicts)."""
+    row = as_scenario(row) if isinstance(row, dict) else row
+    return f"{row.fault} {row.target}" + (f" at {row.load:.0%} load" if row.load else "")
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -40,112 +46,206 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
-def scenario_rows(rows: list[dict], scenario: dict) -> list[dict]:
-    """One scorecard row per strategy. `scenario` holds mode, fault, target, start, end, inject, recovered."""
-    inject, recovered, end = scenario["inject"], scenario["recovered"], scenario["end"]
+@dataclass(frozen=True)
+class Records:
+    """One strategy's records in one scenario, in time order, with the marks every metric measures from."""
+
+    rs: list[dict]
+    scenario: Scenario
+
+    @property
+    def inject(self) -> float:
+        return self.scenario.inject
+
+    @property
+    def recovered(self) -> float:
+        return self.scenario.recovered
+
+    def outcome(self, o: str, within: list[dict] | None = None) -> list[dict]:
+        return [r for r in (self.rs if within is None else within) if r["outcome"] == o]
+
+    @cached_property
+    def after(self) -> list[dict]:
+        """From the fault on."""
+        return [r for r in self.rs if r["t"] >= self.inject]
+
+    @cached_property
+    def before(self) -> list[dict]:
+        """The RATE_WINDOW seconds before the fault."""
+        return [r for r in self.rs if self.inject - RATE_WINDOW <= r["t"] < self.inject]
+
+    @cached_property
+    def window(self) -> list[dict]:
+        """Between the fault and recovery."""
+        return [r for r in self.rs if self.inject <= r["t"] < self.recovered]
+
+    @cached_property
+    def cutoff(self) -> float:
+        """When the target stopped answering: its last answer in the window, not `inject` (a graceful stop
+        drains for a while and even takes new logins)."""
+        nodes = self.scenario.nodes
+        return max([self.inject, *(r["t"] for r in self.window if r["node"] in nodes)])
+
+
+def counts(d: Records) -> dict:
+    """How many answers of each kind, and of the errors, which kind."""
+    errors = d.outcome(ERROR)
+    lost = d.outcome(SESSION_LOST)
+    return {
+        "requests": len(d.rs),
+        "ok": len(d.outcome(OK)),
+        "errors": len(errors),
+        "errors_not_503": sum(1 for r in errors if r["status"] != 503),
+        # Answers the fault cut off: the dying node had sent its status line and headers (gunicorn writes
+        # them before the body), nginx had passed on the 200, and the body never came whole. nginx cannot
+        # take a status back or retry once it has answered, so no routing hides these.
+        "cut_off_by_fault": sum(1 for r in d.outcome(ERROR, d.window)
+                                if r["status"] == 200 and r["node"] in d.scenario.nodes),
+        "sessions_lost": len(lost),
+        "sessions_lost_before_fault": sum(1 for r in lost if r["t"] < d.inject),
+        "sessions_lost_after_recovery": sum(1 for r in lost if r["t"] >= d.recovered),
+        "writes_lost": sum(r["lost_items"] for r in d.outcome(WRITES_LOST)),
+        "foreign": len(d.outcome(FOREIGN)),
+        "duplicates": len(d.outcome(DUPLICATE)),
+        "errors_get": sum(1 for r in errors if r["action"] in GET_ACTIONS),
+        "errors_post": sum(1 for r in errors if r["action"] not in GET_ACTIONS),
+        "replays": sum(1 for r in d.rs if r["action"] == "replay"),
+        "not_revoked": len(d.outcome(NOT_REVOKED)),
+        "users": len({r["user"] for r in d.rs}),
+    }
+
+
+def rates(d: Records) -> dict:
+    """Requests per second sent in the seconds before the fault (steady, after the users' start) and between
+    the fault and recovery: what the load suite offered, and what got through."""
+    span = d.recovered - d.inject
+    return {"rps_before": round(len(d.before) / RATE_WINDOW, 1),
+            "rps_window": round(len(d.window) / span, 1) if span > 0 else None}
+
+
+def latency(d: Records) -> dict:
+    """Percentiles over the whole scenario, before the fault, and between the fault and recovery; the adds
+    acknowledged before the fault (the write path's cost, for the replication section)."""
+    window = [r["latency_ms"] for r in d.window]
+    every = [r["latency_ms"] for r in d.rs]
+    adds = [r["latency_ms"] for r in d.outcome(OK) if r["action"] == "add" and r["t"] < d.inject]
+    return {
+        "p99_window_ms": percentile(window, 99),
+        "p50_window_ms": percentile(window, 50),
+        "max_window_ms": max(window, default=None),
+        "p99_before_ms": percentile([r["latency_ms"] for r in d.before], 99),
+        "p50_ms": percentile(every, 50),
+        "p95_ms": percentile(every, 95),
+        "p99_ms": percentile(every, 99),
+        "add_p50_ms": percentile(adds, 50),
+        "add_p99_ms": percentile(adds, 99),
+    }
+
+
+def windows(d: Records) -> dict:
+    """How long the fault showed: the longest wait for a good answer, the first good answer after a failure,
+    first to last error, and the fault to the last bad answer (None: bad answers went on to the end)."""
+    unavailable, first_success = unavailability(d.rs, d.inject)
+    return {"unavailable_s": unavailable, "first_success_s": first_success,
+            "error_window_s": error_window(d.outcome(ERROR, d.after)),
+            "recover_s": recover_time(d.after, d.inject, d.scenario.end)}
+
+
+def error_window(errors: list[dict]) -> float:
+    """From the first error's start to the last one's answer."""
+    if not errors:
+        return 0.0
+    return round(errors[-1]["t"] - errors[0]["t"] + errors[-1]["latency_ms"] / 1000, 2)
+
+
+def recover_time(after: list[dict], inject: float, end: float) -> float | None:
+    """The fault to the last bad answer; 0.0 with none, None when they came until SETTLED_AFTER before the end."""
+    bad = [r for r in after if r["outcome"] in (ERROR, SESSION_LOST, WRITES_LOST)]
+    if not bad:
+        return 0.0
+    last = bad[-1]["t"]
+    return round(last - inject, 2) if last < end - SETTLED_AFTER else None
+
+
+def store_timeline(d: Records) -> dict:
+    """The store's own events, seconds after the fault (STORE_EVENTS), and the errors off a faulted shard."""
+    events = {e["event"]: e["t"] for e in d.scenario.events}
+    found = {column: next((round(events[e] - d.inject, 2) for e in names if e in events), None)
+             for column, names in STORE_EVENTS.items()}
+    return {"errors_off_shard": errors_off_shard(d.outcome(ERROR, d.after), d.scenario), **found}
+
+
+def attribution(d: Records) -> dict:
+    """Which users and nodes a loss belongs to: the users whose live session was on the target when it stopped
+    answering (the users its death should cost), and who lost one."""
+    last_node = last_nodes(d.rs, d.cutoff)
+    nodes = d.scenario.nodes
+    return {
+        "users_on_target": sorted(u for u, n in last_node.items() if n in nodes),
+        "users_on_first": sorted(u for u, n in last_node.items() if n == nodes[0]),
+        "nodes_with_losses": nodes_with_losses(d.rs, d.inject),
+        "acked_at_death": acked_at_death(d.rs, d.scenario, nodes, d.cutoff),
+        "users_lost": sorted({r["user"] for r in d.outcome(SESSION_LOST, d.after)}),
+        "users_started_during_fault": sorted({r["user"] for r in d.outcome(OK, d.window) if r["action"] == "login"}),
+    }
+
+
+def last_nodes(rs: list[dict], cutoff: float) -> dict[str, str]:
+    """Per user, the node that held its live session at `cutoff`. A user whose session ended (logged out,
+    then replaying the old credential) holds none. A logout shows a loss like any request: a node that does
+    not hold a node-local session answers 409 session_not_here, not "logged out"."""
+    last_node: dict[str, str] = {}
+    first_after: dict[str, str] = {}
+    for r in rs:
+        if r["t"] > cutoff:
+            first_after.setdefault(r["user"], r["action"])
+        elif r["outcome"] != OK:
+            continue
+        elif r["action"] in ("logout", "replay"):
+            last_node.pop(r["user"], None)
+        elif r["node"]:
+            last_node[r["user"]] = r["node"]
+    for user in [u for u, action in first_after.items() if action == "replay"]:
+        last_node.pop(user, None)
+    return last_node
+
+
+# Each scorecard figure and the function that computes it, from one strategy's records (`Records`); the
+# row's order of fields is ScorecardRow's, not this table's.
+METRICS: list[tuple[str, Callable[[Records], dict]]] = [
+    ("counts", counts),
+    ("rates", rates),
+    ("latency", latency),
+    ("windows", windows),
+    ("store timeline", store_timeline),
+    ("attribution", attribution),
+]
+
+
+def strategy_row(strategy: str, rs: list[dict], scenario: Scenario) -> ScorecardRow:
+    """The scorecard row of one strategy's records (in time order)."""
+    d = Records(rs, scenario)
+    figures = {name: value for _, metric in METRICS for name, value in metric(d).items()}
+    return ScorecardRow(strategy=strategy, mode=scenario.mode, fault=scenario.fault, target=scenario.target,
+                        load=scenario.load, store=scenario.store or "", **figures)
+
+
+def scenario_rows(rows: list[dict], scenario: Scenario | dict) -> list[ScorecardRow]:
+    """One scorecard row per strategy, in the order the strategies first appear in the records."""
+    scenario = as_scenario(scenario)
     by_strategy: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_strategy[r["strategy"]].append(r)
-    out = []
-    for strategy, rs in by_strategy.items():
-        rs.sort(key=lambda r: r["t"])
-        outcome = lambda o, within=rs: [r for r in within if r["outcome"] == o]  # noqa: E731
-        after = [r for r in rs if r["t"] >= inject]
-        errors_after = outcome(ERROR, after)
-        bad_after = [r for r in after if r["outcome"] in (ERROR, SESSION_LOST, WRITES_LOST)]
-        last_bad = bad_after[-1]["t"] if bad_after else None
-        # Where each user's live session was when the target stopped answering: the users its death should
-        # cost. That moment is the target's last answer, not `inject`: a graceful stop drains for a while
-        # and even takes new logins. A user whose session ended (logged out, then replaying the old
-        # credential) holds none. A logout shows a loss like any request: a node that does not hold a node-local
-        # session answers 409 session_not_here, not "logged out".
-        target = scenario["target"]
-        services = scenario.get("services") or [target]
-        cutoff = max([inject, *(r["t"] for r in rs if inject <= r["t"] < recovered and r["node"] in services)])
-        last_node: dict[str, str] = {}
-        first_after: dict[str, str] = {}
-        for r in rs:
-            if r["t"] > cutoff:
-                first_after.setdefault(r["user"], r["action"])
-            elif r["outcome"] != OK:
-                continue
-            elif r["action"] in ("logout", "replay"):
-                last_node.pop(r["user"], None)
-            elif r["node"]:
-                last_node[r["user"]] = r["node"]
-        for user in [u for u, action in first_after.items() if action == "replay"]:
-            last_node.pop(user, None)
-        latencies = [r["latency_ms"] for r in rs]
-        window = [r["latency_ms"] for r in rs if inject <= r["t"] < recovered]
-        unavailable, first_success = unavailability(rs, inject)
-        events = {e["event"]: e["t"] for e in scenario.get("store_events", ())}
-        out.append({
-            "strategy": strategy,
-            "mode": scenario["mode"],
-            "fault": scenario["fault"],
-            "target": scenario["target"],
-            "load": scenario.get("load"),
-            "requests": len(rs),
-            # Requests per second sent in the seconds before the fault (steady, after the users' start) and
-            # between the fault and recovery: what the load suite offered, and what got through.
-            "rps_before": round(sum(1 for r in rs if inject - RATE_WINDOW <= r["t"] < inject) / RATE_WINDOW, 1),
-            "rps_window": round(len(window) / (recovered - inject), 1) if recovered > inject else None,
-            "ok": len(outcome(OK)),
-            "errors": len(outcome(ERROR)),
-            "errors_not_503": sum(1 for r in outcome(ERROR) if r["status"] != 503),
-            # Answers the fault cut off: the dying node had sent its status line and headers (gunicorn writes
-            # them before the body), nginx had passed on the 200, and the body never came whole. nginx cannot
-            # take a status back or retry once it has answered, so no routing hides these.
-            "cut_off_by_fault": sum(1 for r in outcome(ERROR) if r["status"] == 200 and r["node"] in services
-                                    and inject <= r["t"] < recovered),
-            "sessions_lost": len(outcome(SESSION_LOST)),
-            "sessions_lost_before_fault": sum(1 for r in outcome(SESSION_LOST) if r["t"] < inject),
-            "sessions_lost_after_recovery": sum(1 for r in outcome(SESSION_LOST) if r["t"] >= recovered),
-            "writes_lost": sum(r["lost_items"] for r in outcome(WRITES_LOST)),
-            "foreign": len(outcome(FOREIGN)),
-            "duplicates": len(outcome(DUPLICATE)),
-            "store": scenario.get("store", ""),
-            "errors_get": sum(1 for r in outcome(ERROR) if r["action"] in GET_ACTIONS),
-            "errors_post": sum(1 for r in outcome(ERROR) if r["action"] not in GET_ACTIONS),
-            "unavailable_s": unavailable,
-            "p99_window_ms": percentile(window, 99),
-            "p50_window_ms": percentile(window, 50),
-            "max_window_ms": max(window, default=None),
-            "p99_before_ms": percentile([r["latency_ms"] for r in rs if inject - RATE_WINDOW <= r["t"] < inject], 99),
-            "errors_off_shard": errors_off_shard(errors_after, scenario),
-            **{column: next((round(events[e] - inject, 2) for e in names if e in events), None)
-               for column, names in STORE_EVENTS.items()},
-            "first_success_s": first_success,
-            "replays": sum(1 for r in rs if r["action"] == "replay"),
-            "not_revoked": len(outcome(NOT_REVOKED)),
-            "p50_ms": percentile(latencies, 50),
-            "p95_ms": percentile(latencies, 95),
-            "p99_ms": percentile(latencies, 99),
-            "error_window_s": round(errors_after[-1]["t"] - errors_after[0]["t"] + errors_after[-1]["latency_ms"] / 1000, 2)
-            if errors_after else 0.0,
-            "recover_s": (round(last_bad - inject, 2) if last_bad is not None and last_bad < end - SETTLED_AFTER
-                          else (0.0 if last_bad is None else None)),
-            "users": len({r["user"] for r in rs}),
-            "users_on_target": sorted(u for u, n in last_node.items() if n in services),
-            "users_on_first": sorted(u for u, n in last_node.items() if n == services[0]),
-            "nodes_with_losses": nodes_with_losses(rs, inject),
-            "acked_at_death": acked_at_death(rs, scenario, services, cutoff),
-            "add_p50_ms": percentile([r["latency_ms"] for r in outcome(OK) if r["action"] == "add" and r["t"] < inject], 50),
-            "add_p99_ms": percentile([r["latency_ms"] for r in outcome(OK) if r["action"] == "add" and r["t"] < inject], 99),
-            "users_lost": sorted({r["user"] for r in outcome(SESSION_LOST, after)}),
-            "users_started_during_fault": sorted({r["user"] for r in rs if r["action"] == "login"
-                                                  and r["outcome"] == OK and inject <= r["t"] < recovered}),
-        })
-    return out
+    return [strategy_row(strategy, sorted(rs, key=lambda r: r["t"]), scenario) for strategy, rs in by_strategy.items()]
 
 
 IN_FLIGHT_WINDOW = 1.0  # seconds before a node's death in which an acknowledged change may not be copied yet
 
 
-def acked_at_death(rs: list[dict], scenario: dict, services: list[str], cutoff: float) -> int:
+def acked_at_death(rs: list[dict], scenario: Scenario, services: list[str], cutoff: float) -> int:
     """Changes (logins, adds) a faulted node acknowledged within IN_FLIGHT_WINDOW of its death: what an
     asynchronous copy may not have shipped yet. A redeploy's nodes each die at their own step."""
-    deaths = ([(s["node"], s["t"], s["replaced"]) for s in scenario.get("steps", ())]
+    deaths = ([(s["node"], s["t"], s["replaced"]) for s in scenario.steps or ()]
               or [(node, cutoff, cutoff) for node in services])
     return sum(1 for r in rs if r["outcome"] == OK and r["action"] in ("login", "add")
                and any(r["node"] == node and start - IN_FLIGHT_WINDOW <= r["t"] <= end for node, start, end in deaths))
@@ -186,10 +286,10 @@ def unavailability(rs: list[dict], inject: float) -> tuple[float, float | None]:
     return round(longest, 2), (round(first_success - inject, 2) if first_success is not None else None)
 
 
-def errors_off_shard(errors: list[dict], scenario: dict) -> int | None:
+def errors_off_shard(errors: list[dict], scenario: Scenario) -> int | None:
     """Errors (logins aside) of sessions whose slot the faulted Cluster nodes do not serve; None when the
     fault is not a Cluster one. A login is left out: its new session may land on any shard, the dead one too."""
-    slots = scenario.get("slots")
+    slots = scenario.slots
     if not slots:
         return None
     inside = lambda slot: any(first <= slot <= last for first, last in slots)  # noqa: E731
@@ -215,15 +315,21 @@ def per_second(rows: list[dict], start: float) -> dict[str, list[dict]]:
     return series
 
 
-def load_run(run_dir: Path) -> tuple[list[dict], list[dict]]:
+def read_scenarios(run_dir: Path) -> list[Scenario]:
+    return [Scenario.from_json(s) for s in json.loads((run_dir / "scenarios.json").read_text())]
+
+
+def raw_records(run_dir: Path, scenarios: list[Scenario]) -> dict[str, list[dict]]:
+    """Per scenario id, its raw records (scenarios without a requests.csv left out)."""
+    paths = {s.id: run_dir / "raw" / s.id / "requests.csv" for s in scenarios}
+    return {sid: record.read(path) for sid, path in paths.items() if path.exists()}
+
+
+def load_run(run_dir: Path) -> tuple[list[Scenario], list[ScorecardRow]]:
     """(scenarios, scorecard rows) recomputed from a run folder's raw data."""
-    scenarios = json.loads((run_dir / "scenarios.json").read_text())
-    rows = []
-    for scenario in scenarios:
-        raw = run_dir / "raw" / scenario["id"] / "requests.csv"
-        if raw.exists():
-            rows += scenario_rows(record.read(raw), scenario)
-    return scenarios, rows
+    scenarios = read_scenarios(run_dir)
+    raw = raw_records(run_dir, scenarios)
+    return scenarios, [row for s in scenarios if s.id in raw for row in scenario_rows(raw[s.id], s)]
 
 
 def run_dir_argument(argv: list[str] | None, prog: str) -> Path | None:
@@ -241,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     if run_dir is None:
         return 2
     _, rows = load_run(run_dir)
-    print(json.dumps(rows, indent=2))
+    print(json.dumps([row.to_json() for row in rows], indent=2))
     return 0
 
 

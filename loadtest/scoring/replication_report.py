@@ -13,6 +13,7 @@ import statistics
 from loadtest.lab import APP_NODES
 from loadtest.lab import REPLICA_ROUTING as REPLICATION_FAULT_MODE
 from loadtest.scoring import tables
+from loadtest.scoring.records import Scenario, ScorecardRow
 
 COLUMNS = [
     ("strategy", "strategy"), ("add_p50_ms", "add p50 ms"), ("add_p50_x", "p50 x memory"),
@@ -36,35 +37,42 @@ complexity into a component built for it, lets any node serve any user, and scal
 apart: that is why it replaced in-process replication in most deployments."""
 
 
-def cost_rows(rows: list[dict], scenarios: list[dict], classes: dict[str, type]) -> list[dict]:
+def cost_rows(rows: list[ScorecardRow], scenarios: list[Scenario], classes: dict[str, type]) -> list[dict]:
     """One row per node-local strategy (memory and the replicated ones), over the sticky-mode scenarios."""
     names = [name for name, cls in classes.items() if cls.needs_sticky]
-    sticky = [r for r in rows if r["mode"] == REPLICATION_FAULT_MODE and r["strategy"] in names]
-    memory = [s["node_memory"] for s in scenarios if s.get("node_memory")]
+    memory = [s.node_memory for s in scenarios if s.node_memory]
     out = []
     for name in names:
-        mine = [r for r in sticky if r["add_p50_ms"] is not None and r["strategy"] == name]
-        if not mine:
-            continue
-        held = [_held(snapshot, name) for snapshot in memory]
-        out.append({
-            "strategy": name,
-            "add_p50_ms": round(statistics.median(r["add_p50_ms"] for r in mine), 1),
-            "add_p99_ms": round(statistics.median(r["add_p99_ms"] for r in mine), 1),
-            "owned": round(statistics.median(h[0] for h in held)) if held else None,
-            "copies": round(statistics.median(h[1] for h in held)) if held else None,
-            "kib": round(statistics.median(h[2] for h in held) / 1024, 1) if held else None,
-            # Per session as well as in all: how many sessions the nodes hold depends on what the run's earlier
-            # scenarios left (a user who lost a session logs in again; the old one idles until it expires).
-            "per_session": round(statistics.median(h[2] / h[0] for h in held if h[0])) if any(h[0] for h in held)
-            else None,
-        })
+        mine = [r for r in rows if r.mode == REPLICATION_FAULT_MODE and r.strategy == name and r.add_p50_ms is not None]
+        if mine:
+            out.append({"strategy": name, **_latency(mine), **_memory([_held(snapshot, name) for snapshot in memory])})
     base = next((r for r in out if r["strategy"] == BASELINE), None)
+    ratios = (("add_p50_ms", "add_p50_x"), ("add_p99_ms", "add_p99_x"), ("per_session", "per_session_x"))
     for row in out:
-        for value, ratio in (("add_p50_ms", "add_p50_x"), ("add_p99_ms", "add_p99_x"), ("per_session", "per_session_x")):
+        for value, ratio in ratios:
             mine, theirs = row.get(value), base and base.get(value)
             row[ratio] = round(mine / theirs, 2) if mine is not None and theirs else None
     return out
+
+
+def _latency(rows: list[ScorecardRow]) -> dict:
+    return {"add_p50_ms": round(statistics.median(r.add_p50_ms for r in rows), 1),
+            "add_p99_ms": round(statistics.median(r.add_p99_ms for r in rows), 1)}
+
+
+def _memory(held: list[tuple[int, int, int]]) -> dict:
+    """Medians over the scenarios of what the nodes held (None without a /readyz round)."""
+    if not held:
+        return {"owned": None, "copies": None, "kib": None, "per_session": None}
+    owning = [h for h in held if h[0]]
+    return {
+        "owned": round(statistics.median(h[0] for h in held)),
+        "copies": round(statistics.median(h[1] for h in held)),
+        "kib": round(statistics.median(h[2] for h in held) / 1024, 1),
+        # Per session as well as in all: how many sessions the nodes hold depends on what the run's earlier
+        # scenarios left (a user who lost a session logs in again; the old one idles until it expires).
+        "per_session": round(statistics.median(h[2] / h[0] for h in owning)) if owning else None,
+    }
 
 
 def _held(snapshot: dict, strategy: str) -> tuple[int, int, int]:

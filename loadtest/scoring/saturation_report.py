@@ -12,7 +12,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from loadtest.scoring import tables
+from loadtest.scoring import notes, tables
+from loadtest.scoring.records import ScorecardRow
 
 COLUMNS = [
     ("load", "load"), ("strategy", "strategy"), ("rps_before", "req/s before"), ("share_before", "of capacity"),
@@ -27,39 +28,52 @@ share of the cores (as if each were its own machine), users paced to a fraction 
 three nodes for the users' mix; app2 is killed (SIGKILL) and brought back after the hold.
 At half load the two nodes left run at three quarters of their capacity: the death should not show beyond a
 short latency bump, since nginx retries what app2 had in flight and what it sends to app2's silent address
-(a 200 ms connect timeout) on the other nodes. At 80 % the two nodes are asked for 120 % of what they can
+(a {connect} connect timeout) on the other nodes. At 80 % the two nodes are asked for 120 % of what they can
 do: the users (a closed loop: each waits for its answer) slow down until the offered rate fits, so the cost
 shows as latency and as a lower rate in the window, and errors appear only where a request waits past
-nginx's 5 s read timeout. No session is lost either way: the sessions live in the stores, not in the nodes."""
+nginx's {read} read timeout. No session is lost either way: the sessions live in the stores, not in the nodes."""
 
 
-def rows_under_load(rows: list[dict], capacity_rps: float | None = None) -> list[dict]:
+def about() -> str:
+    """ABOUT with the balancer's timeouts as its config says them (loadtest/scoring/notes.py)."""
+    facts = notes.facts()
+    return ABOUT.format(connect=facts["connect_timeout"], read=facts["read_timeout"])
+
+
+def rows_under_load(rows: list[ScorecardRow], capacity_rps: float | None = None) -> list[dict]:
     """The load suite's rows, by load then strategy, each load followed by the sum over its strategies
     (with the rates as shares of the capacity: the load asked for is paced, the load offered is measured)."""
-    loaded = [r for r in rows if r.get("load")]
+    loaded = [r for r in rows if r.load]
     out = []
-    for load in sorted({r["load"] for r in loaded}):
-        mine = [r for r in loaded if r["load"] == load]
-        total = {"strategy": TOTAL}
-        for field in ("p99_before_ms", "p99_window_ms", "max_window_ms"):  # the worst strategy's: no user waited longer
-            values = [r[field] for r in mine if r.get(field) is not None]
-            total[field] = max(values) if values else None
-        for field in ("rps_before", "rps_window", "errors", "sessions_lost", "writes_lost"):
-            total[field] = round(sum(r[field] or 0 for r in mine), 1)
-        if capacity_rps:
-            total["share_before"] = f"{total['rps_before'] / capacity_rps:.0%}"
-            total["share_window"] = f"{total['rps_window'] / capacity_rps:.0%}"
-        out += [{**r, "load": f"{load:.0%}"} for r in mine] + [{**total, "load": f"{load:.0%}"}]
+    for load in sorted({r.load for r in loaded}):
+        mine = [r for r in loaded if r.load == load]
+        shown = [r.to_json() for r in mine] + [_total(mine, capacity_rps)]
+        out += [{**r, "load": f"{load:.0%}"} for r in shown]
     return out
 
 
-def markdown(rows: list[dict], capacity_rps: float | None) -> str:
-    return tables.markdown(rows_under_load(rows, capacity_rps), COLUMNS)
+def _total(rows: list[ScorecardRow], capacity_rps: float | None) -> dict:
+    total = {"strategy": TOTAL}
+    for field in ("p99_before_ms", "p99_window_ms", "max_window_ms"):  # the worst strategy's: no user waited longer
+        values = [getattr(r, field) for r in rows if getattr(r, field) is not None]
+        total[field] = max(values) if values else None
+    for field in ("rps_before", "rps_window", "errors", "sessions_lost", "writes_lost"):
+        total[field] = round(sum(getattr(r, field) or 0 for r in rows), 1)
+    if capacity_rps:
+        total["share_before"] = f"{total['rps_before'] / capacity_rps:.0%}"
+        total["share_window"] = f"{total['rps_window'] / capacity_rps:.0%}"
+    return total
 
 
-def plot(rows: list[dict], path: Path) -> None:
-    """Per load: the p99 between kill and recovery per strategy (bars), and the errors on each bar."""
-    loaded = [r for r in rows_under_load(rows) if r["strategy"] != TOTAL]
+def markdown(table: list[dict]) -> str:
+    """`table`: rows_under_load's."""
+    return tables.markdown(table, COLUMNS)
+
+
+def plot(table: list[dict], path: Path) -> None:
+    """Per load (`table`: rows_under_load's): the p99 between kill and recovery per strategy (bars), and the
+    errors on each bar."""
+    loaded = [r for r in table if r["strategy"] != TOTAL]
     loads = list(dict.fromkeys(r["load"] for r in loaded))
     names = list(dict.fromkeys(r["strategy"] for r in loaded))
     fig, ax = plt.subplots(figsize=(10, 4))
@@ -83,15 +97,15 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def section(rows: list[dict], capacity_rps: float | None) -> str:
-    if not rows_under_load(rows):
+def section(table: list[dict], capacity_rps: float | None) -> str:
+    if not table:
         return ""
     e = html.escape
     measured = f"{capacity_rps:.0f} requests/s" if capacity_rps else "not recorded"
     return f"""<h2>Failover under load</h2>
-<p>{e(ABOUT)}</p>
+<p>{e(about())}</p>
 <p>Capacity of three nodes for the users' mix, measured at the start of this run: {e(measured)}
 (<code>capacity/</code>). Req/s before: the last 5 s before the kill. In window: from the kill to app2's
 recovery.</p>
-{tables.html_table(rows_under_load(rows, capacity_rps), COLUMNS)}
+{tables.html_table(table, COLUMNS)}
 <img src='plots/saturation.png' alt=''>"""

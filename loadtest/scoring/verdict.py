@@ -30,6 +30,7 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import Patch, Rectangle
 
 from loadtest.scoring.analysis import fault_name
+from loadtest.scoring.records import ScorecardRow
 
 NOTHING, ERRORS, ROUTING, SESSIONS, WRITES = "nothing", "errors", "routing", "sessions", "writes"
 
@@ -107,8 +108,8 @@ class Cell:
         return " ".join((["routing"] if self.category == ROUTING else []) + lesser)
 
 
-def _sum(rows: list[dict]) -> Cell:
-    return Cell(**{f: sum(r.get(f) or 0 for r in rows) for f in Cell.__dataclass_fields__})
+def _sum(rows: list[ScorecardRow]) -> Cell:
+    return Cell(**{f: sum(getattr(r, f) or 0 for r in rows) for f in Cell.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
@@ -148,33 +149,44 @@ class Grid:
             for i, c in enumerate(self.columns)]}
 
 
-def build(rows: list[dict], order: list[str] | None = None, baseline: set[str] | frozenset = frozenset(),
+def _strategy_order(rows: list[ScorecardRow], order: list[str] | None, baseline) -> list[str]:
+    """Registry order, then names not in it in the order of the data; the baseline last."""
+    present = list(dict.fromkeys(r.strategy for r in rows))
+    ordered = [n for n in (order or []) if n in present] + [n for n in present if n not in (order or [])]
+    return [n for n in ordered if n not in baseline] + [n for n in ordered if n in baseline]
+
+
+def _fault_order(rows: list[ScorecardRow], fault_order: list[str] | None) -> list[str]:
+    named = [fault_name(r) for r in rows]
+    return list(dict.fromkeys([f for f in (fault_order or []) if f in named] + named))
+
+
+def _mode_groups(rows: list[ScorecardRow], modes: tuple[str, ...], strategies: list[str]) -> list[list[str]]:
+    """The modes of one fault, grouped where every strategy lands in the same category: routing changed
+    nothing there, so they share a column."""
+    groups: dict[tuple, list[str]] = {}
+    for m in modes:
+        cells = {s: _sum(mine) for s in strategies if (mine := [r for r in rows if r.mode == m and r.strategy == s])}
+        outcome = tuple((s, cell.category) for s, cell in sorted(cells.items()))
+        groups.setdefault(outcome, []).append(m)
+    return list(groups.values())
+
+
+def build(rows: list[ScorecardRow], order: list[str] | None = None, baseline: set[str] | frozenset = frozenset(),
           fault_order: list[str] | None = None) -> Grid:
     """The grid of scorecard rows. `order`: strategy names in registry order (names not in it follow in the
     order of the data); `baseline`: strategies that keep no state, drawn last; `fault_order`: fault names
     (analysis.fault_name) in the order the faults ran, else the order of the data."""
-    present = list(dict.fromkeys(r["strategy"] for r in rows))
-    ordered = [n for n in (order or []) if n in present] + [n for n in present if n not in (order or [])]
-    strategies = [n for n in ordered if n not in baseline] + [n for n in ordered if n in baseline]
-    faults = list(dict.fromkeys([f for f in (fault_order or []) if any(fault_name(r) == f for r in rows)]
-                                + [fault_name(r) for r in rows]))
+    strategies = _strategy_order(rows, order, baseline)
     grid = Grid(strategies, [n for n in strategies if n in baseline], [])
-    for fault in faults:
+    for fault in _fault_order(rows, fault_order):
         mine = [r for r in rows if fault_name(r) == fault]
-        modes = tuple(dict.fromkeys(r["mode"] for r in mine))
-        by_mode = {m: {s: _sum([r for r in mine if r["mode"] == m and r["strategy"] == s])
-                       for s in strategies if any(r["mode"] == m and r["strategy"] == s for r in mine)}
-                   for m in modes}
-        # Modes whose every strategy lands in the same category share a column: routing changed nothing there.
-        groups: dict[tuple, list[str]] = {}
-        for m in modes:
-            outcome = tuple((s, cell.category) for s, cell in sorted(by_mode[m].items()))
-            groups.setdefault(outcome, []).append(m)
-        for group in groups.values():
+        modes = tuple(dict.fromkeys(r.mode for r in mine))
+        for group in _mode_groups(mine, modes, strategies):
             index = len(grid.columns)
             grid.columns.append(Column(fault, tuple(group), modes))
             for s in strategies:
-                rows_here = [r for r in mine if r["mode"] in group and r["strategy"] == s]
+                rows_here = [r for r in mine if r.mode in group and r.strategy == s]
                 if rows_here:
                     grid.cells[(s, index)] = _sum(rows_here)
     return grid
@@ -215,38 +227,55 @@ def routing_losses(cell: Cell) -> bool:
     return cell.sessions_lost_before_fault > 0
 
 
-def paragraph(grid: Grid, code=lambda name: name) -> str:
-    """What the grid says, in a few sentences, from the data alone. `code` formats a strategy's name."""
-    if not grid.columns:
-        return "No scenario finished: nothing to judge."
-    keeping = [s for s in grid.strategies if s not in grid.baseline]
+def _worst(grid: Grid, strategy: str) -> str:
     rank = [c.name for c in CATEGORIES].index
-    worst = {s: max((c.category for (name, _), c in grid.cells.items() if name == s), key=rank, default=NOTHING)
-             for s in keeping}
+    return max((c.category for (name, _), c in grid.cells.items() if name == strategy), key=rank, default=NOTHING)
+
+
+def _keeping(grid: Grid) -> list[str]:
+    return [s for s in grid.strategies if s not in grid.baseline]
+
+
+def _clean(grid: Grid, code) -> list[str]:
+    clean = [code(s) for s in _keeping(grid) if _worst(grid, s) == NOTHING]
+    return [f"{_join(clean)} lost nothing and failed no request in any fault."] if clean else []
+
+
+def _losses(grid: Grid, code) -> list[str]:
+    """Per category, worst first, the strategies whose worst it is, where and how much. Sessions lost before
+    the fault as well are the routing's doing (_routing), left out here, which then name what the faults
+    themselves cost."""
     sentences = []
-    clean = [code(s) for s in keeping if worst[s] == NOTHING]
-    if clean:
-        sentences.append(f"{_join(clean)} lost nothing and failed no request in any fault.")
-    # Sessions lost before any fault are the routing's doing: said once, per strategy and mode, and left out of
-    # the per-fault lists, which then name what the faults themselves cost.
-    routed = {s: [m for m in dict.fromkeys(m for c in grid.columns for m in c.fault_modes)
-                  if any(m in grid.columns[i].modes and routing_losses(cell)
-                         for (name, i), cell in grid.cells.items() if name == s)] for s in keeping}
-    routed = {s: modes for s, modes in routed.items() if modes}
     for category, opening in ((WRITES, "Lost acknowledged writes"), (SESSIONS, "Lost sessions"),
                               (ERRORS, "Kept every session and write but failed requests")):
         parts = []
-        for s in (s for s in keeping if worst[s] == category):
+        for s in (s for s in _keeping(grid) if _worst(grid, s) == category):
             hit = [i for i in range(len(grid.columns)) if (c := grid.cell(s, i)) and c.category == category
                    and not (category == SESSIONS and routing_losses(c))]
             if hit:
                 parts.append((s, sum(grid.cells[(s, i)].number for i in hit), _places(grid, hit)))
         if parts:
             sentences.append(f"{opening}: {_by_place(parts, code)}.")
-    for modes in dict.fromkeys(tuple(m) for m in routed.values()):
-        who = [code(s) for s, m in routed.items() if tuple(m) == modes]
-        sentences.append(f"{_join(who)} lost sessions under {_join(list(modes))} whatever the fault, already "
-                         f"before it: that routing spreads a user's requests over nodes that do not share them.")
+    return sentences
+
+
+def _routed_modes(grid: Grid, strategy: str) -> tuple[str, ...]:
+    """The modes in which `strategy` lost sessions before a fault too."""
+    every = dict.fromkeys(m for c in grid.columns for m in c.fault_modes)
+    return tuple(m for m in every if any(m in grid.columns[i].modes and routing_losses(cell)
+                                         for (name, i), cell in grid.cells.items() if name == strategy))
+
+
+def _routing(grid: Grid, code) -> list[str]:
+    """Sessions lost before any fault, said once per strategy and mode."""
+    routed = {s: modes for s in _keeping(grid) if (modes := _routed_modes(grid, s))}
+    return [f"{_join([code(s) for s, m in routed.items() if m == modes])} lost sessions under {_join(list(modes))} "
+            f"whatever the fault, already before it: that routing spreads a user's requests over nodes that do "
+            f"not share them." for modes in dict.fromkeys(routed.values())]
+
+
+def _baseline(grid: Grid, code) -> list[str]:
+    sentences = []
     for s in grid.baseline:
         failed = [i for (name, i), c in grid.cells.items() if name == s and c.errors]
         if failed:
@@ -255,6 +284,11 @@ def paragraph(grid: Grid, code=lambda name: name) -> str:
                              f"{_places(grid, failed)}: what those faults cost with no session at all.")
         else:
             sentences.append(f"The baseline {code(s)}, which keeps no state, failed no request.")
+    return sentences
+
+
+def _anomalies(grid: Grid, code) -> list[str]:
+    sentences = []
     for count, what in (("foreign", "answers held another user's data"), ("duplicates", "adds were applied twice"),
                         ("not_revoked", "logged-out credentials still worked")):
         by: dict[str, int] = {}
@@ -262,7 +296,18 @@ def paragraph(grid: Grid, code=lambda name: name) -> str:
             by[s] = by.get(s, 0) + getattr(cell, count)
         if any(by.values()):
             sentences.append(f"{sum(by.values()):,} {what}: {_join([f'{code(s)} {n:,}' for s, n in by.items() if n])}.")
-    return " ".join(sentences)
+    return sentences
+
+
+# The paragraph, sentence group by sentence group, in the order it says them.
+SENTENCES = (_clean, _losses, _routing, _baseline, _anomalies)
+
+
+def paragraph(grid: Grid, code=lambda name: name) -> str:
+    """What the grid says, in a few sentences, from the data alone. `code` formats a strategy's name."""
+    if not grid.columns:
+        return "No scenario finished: nothing to judge."
+    return " ".join(sentence for group in SENTENCES for sentence in group(grid, code))
 
 
 # --- the figure ----------------------------------------------------------------------------------------------
@@ -308,6 +353,22 @@ def _faults(grid: Grid) -> list[tuple[int, int]]:
     return spans
 
 
+def _draw_cell(ax, j: int, i: int, cell: Cell | None) -> None:
+    """Column j, row i: the category's colour, the label, and under it what the colour hides."""
+    colour = BY_NAME[cell.category].colour if cell else NOT_RUN
+    ax.add_patch(Rectangle((j, i), 1, 1, facecolor=colour, edgecolor="white", linewidth=2))
+    if cell is None:
+        ax.text(j + 0.5, i + 0.5, "not run", ha="center", va="center", fontsize=SMALL, color="#555")
+        return
+    ink = _ink(colour)
+    bold = "normal" if cell.category == NOTHING else "bold"
+    if cell.also:
+        ax.text(j + 0.5, i + 0.38, cell.label, ha="center", va="center", fontsize=FONT, color=ink, fontweight=bold)
+        ax.text(j + 0.5, i + 0.77, cell.also, ha="center", va="center", fontsize=SMALL, color=ink)
+    else:
+        ax.text(j + 0.5, i + 0.5, cell.label, ha="center", va="center", fontsize=FONT, color=ink, fontweight=bold)
+
+
 def plot(grid: Grid, path: Path) -> None:
     n_rows, n_cols = len(grid.strategies), len(grid.columns)
     spans = _faults(grid)
@@ -329,21 +390,7 @@ def plot(grid: Grid, path: Path) -> None:
     ax.axis("off")
     for j in range(n_cols):
         for i, strategy in enumerate(grid.strategies):
-            cell = grid.cell(strategy, j)
-            colour = BY_NAME[cell.category].colour if cell else NOT_RUN
-            ax.add_patch(Rectangle((j, i), 1, 1, facecolor=colour, edgecolor="white", linewidth=2))
-            if cell is None:
-                ax.text(j + 0.5, i + 0.5, "not run", ha="center", va="center", fontsize=SMALL, color="#555")
-                continue
-            ink = _ink(colour)
-            bold = "normal" if cell.category == NOTHING else "bold"
-            if cell.also:
-                ax.text(j + 0.5, i + 0.38, cell.label, ha="center", va="center", fontsize=FONT, color=ink,
-                        fontweight=bold)
-                ax.text(j + 0.5, i + 0.77, cell.also, ha="center", va="center", fontsize=SMALL, color=ink)
-            else:
-                ax.text(j + 0.5, i + 0.5, cell.label, ha="center", va="center", fontsize=FONT, color=ink,
-                        fontweight=bold)
+            _draw_cell(ax, j, i, grid.cell(strategy, j))
     for i, name in enumerate(names):
         ax.text(-0.08, i + 0.5, name, ha="right", va="center", fontsize=FONT, linespacing=1.0)
     if grid.baseline and len(grid.baseline) < n_rows:
@@ -376,7 +423,7 @@ FIGURE = "verdict.png"
 ALT = "verdict: per strategy and fault, what its users lost (nothing, failed requests, sessions, writes)"
 
 
-def write(run_dir: Path, rows: list[dict], order: list[str] | None = None,
+def write(run_dir: Path, rows: list[ScorecardRow], order: list[str] | None = None,
           baseline: set[str] | frozenset = frozenset(), fault_order: list[str] | None = None) -> tuple[Grid, str]:
     """Draw verdict.png and write verdict.json in `run_dir`; returns the grid and its paragraph (plain text)."""
     grid = build(rows, order, baseline, fault_order)

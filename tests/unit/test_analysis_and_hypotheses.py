@@ -2,7 +2,8 @@
 whose right answers are known, including runs that must deviate."""
 
 from session_lab import strategies
-from loadtest.scoring import analysis, expectations
+from loadtest.scoring import analysis, hypotheses
+from loadtest.scoring.records import Scenario, ScorecardRow
 
 CLASSES = {cls.name: cls for cls in strategies.classes()}
 SCENARIO = {"mode": "sticky", "fault": "kill", "target": "app2", "start": 0.0, "inject": 10.0,
@@ -19,15 +20,15 @@ def steady(strategy, users_nodes, until=30):
 
 
 def rows_for(records, scenario=SCENARIO):
-    return {r["strategy"]: r for r in analysis.scenario_rows(records, scenario)}
+    return {r.strategy: r for r in analysis.scenario_rows(records, scenario)}
 
 
 def verdicts(records, scenario=SCENARIO):
-    return expectations.evaluate(list(rows_for(records, scenario).values()), CLASSES)
+    return hypotheses.evaluate(list(rows_for(records, scenario).values()), CLASSES)
 
 
 def failed(results):
-    return {(v["hypothesis"], v["strategy"]) for v in results if not v["held"]}
+    return {(v.hypothesis, v.strategy) for v in results if not v.held}
 
 
 def test_sticky_memory_losing_only_the_dead_nodes_users_holds():
@@ -35,7 +36,7 @@ def test_sticky_memory_losing_only_the_dead_nodes_users_holds():
     records += [req(10.2, "memory", "u2", "session_lost", "app1", 401)]
     records += steady("redis", {"r1": "app2"})
     row = rows_for(records)["memory"]
-    assert row["users_on_target"] == ["u2"] and row["users_lost"] == ["u2"] and row["sessions_lost"] == 1
+    assert row.users_on_target == ["u2"] and row.users_lost == ["u2"] and row.sessions_lost == 1
     assert failed(verdicts(records)) == set()
 
 
@@ -50,7 +51,7 @@ def test_a_shared_strategy_losing_a_write_or_session_deviates():
     records += [req(12, "jwt", "j1", "session_lost", status=401)]
     assert {("shared-state-survives-node-death", "redis"), ("acknowledged-writes-are-kept", "redis"),
             ("shared-state-survives-node-death", "jwt")} <= failed(verdicts(records))
-    assert rows_for(records)["redis"]["writes_lost"] == 2
+    assert rows_for(records)["redis"].writes_lost == 2
 
 
 def test_a_foreign_answer_always_deviates():
@@ -63,15 +64,15 @@ def test_error_window_recovery_and_percentiles():
     records += [req(10.0, "client", "c1", "error", status=502, latency=1000.0),
                 req(11.5, "client", "c1", "error", status=502, latency=500.0)]
     row = rows_for(records)["client"]
-    assert row["errors"] == 2 and row["error_window_s"] == 2.0  # 10.0 -> 11.5, plus the last one's 0.5 s
-    assert row["recover_s"] == 1.5
-    assert (row["p50_ms"], row["p95_ms"], row["p99_ms"]) == (10.0, 500.0, 1000.0)  # 32 records, nearest rank
+    assert row.errors == 2 and row.error_window_s == 2.0  # 10.0 -> 11.5, plus the last one's 0.5 s
+    assert row.recover_s == 1.5
+    assert (row.p50_ms, row.p95_ms, row.p99_ms) == (10.0, 500.0, 1000.0)  # 32 records, nearest rank
 
 
 def test_bad_answers_to_the_end_mean_never_recovered():
     records = [req(t, "memory", "m1", "session_lost", status=401) for t in range(30)]
     row = rows_for(records, {**SCENARIO, "mode": "round-robin"})["memory"]
-    assert row["recover_s"] is None and row["sessions_lost_before_fault"] == 10
+    assert row.recover_s is None and row.sessions_lost_before_fault == 10
     assert failed(verdicts(records, {**SCENARIO, "mode": "round-robin"})) == set()
 
 
@@ -99,9 +100,9 @@ def test_percentile_is_nearest_rank():
 def test_a_logged_out_credential_that_still_works_deviates_for_revocable_strategies_only():
     records = steady("jwt", {"j1": "app1"}) + steady("client", {"c1": "app1"})
     records += [req(12, "jwt", "j1", "not_revoked"), req(12, "client", "c1", "ok")]
-    assert rows_for(records)["jwt"]["not_revoked"] == 1
+    assert rows_for(records)["jwt"].not_revoked == 1
     assert ("logout-revokes-everywhere", "jwt") in failed(verdicts(records))
-    assert not any(v["strategy"] == "client" and v["hypothesis"] == "logout-revokes-everywhere"
+    assert not any(v.strategy == "client" and v.hypothesis == "logout-revokes-everywhere"
                    for v in verdicts(records))  # the client strategy does not claim revocation
 
 
@@ -109,8 +110,8 @@ def test_jwt_logouts_during_an_outage_of_the_revocation_store_are_counted_not_ju
     outage = {**SCENARIO, "target": "redis"}
     records = steady("jwt", {"j1": "app1"}) + [req(12, "jwt", "j1", "not_revoked")]
     results = verdicts(records, outage)
-    assert rows_for(records, outage)["jwt"]["not_revoked"] == 1
-    assert not any(v["hypothesis"] == "logout-revokes-everywhere" for v in results)
+    assert rows_for(records, outage)["jwt"].not_revoked == 1
+    assert not any(v.hypothesis == "logout-revokes-everywhere" for v in results)
     assert failed(results) == set()
 
 
@@ -120,7 +121,7 @@ def test_a_user_who_logged_out_before_the_fault_has_no_session_on_the_dead_node(
                 {**req(9.5, "memory", "u2", node="app2", status=401), "action": "replay"}]
     records += [req(11, "memory", "u2", node="app1")]  # a fresh login, served elsewhere after the kill
     row = rows_for(records)["memory"]
-    assert row["users_on_target"] == [] and row["users_lost"] == []
+    assert row.users_on_target == [] and row.users_lost == []
     assert failed(verdicts(records)) == set()
 
 
@@ -130,7 +131,7 @@ def test_a_user_whose_first_request_after_the_fault_is_its_logout_shows_the_loss
     records = steady("memory", {"u1": "app1"}, until=10) + [req(9, "memory", "u2", node="app2")]
     records += [{**req(10.1, "memory", "u2", "session_lost", node="app1", status=409), "action": "logout"}]
     row = rows_for(records)["memory"]
-    assert row["users_on_target"] == ["u2"] and row["users_lost"] == ["u2"]
+    assert row.users_on_target == ["u2"] and row.users_lost == ["u2"]
     assert failed(verdicts(records)) == set()
 
 
@@ -140,7 +141,7 @@ def test_under_ip_hash_a_session_started_during_the_outage_may_be_lost_when_the_
     records += [req(10.5, "memory", "u1", "session_lost", "app3", 401)]
     records += [{**req(11, "memory", "u2", node="app3"), "action": "login"},
                 req(15, "memory", "u2", "session_lost", "app2", 401)]
-    assert rows_for(records, ip_hash)["memory"]["users_started_during_fault"] == ["u2"]
+    assert rows_for(records, ip_hash)["memory"].users_started_during_fault == ["u2"]
     assert failed(verdicts(records, ip_hash)) == set()
     assert ("sticky-loses-only-the-dead-nodes-users", "memory") in failed(verdicts(records))  # not under sticky
 
@@ -152,7 +153,7 @@ def test_a_session_started_on_the_target_while_it_drains_counts_as_on_the_target
     records += [{**req(10.2, "memory", "u2", node="app2"), "action": "login"}, req(10.3, "memory", "u2", node="app2"),
                 req(10.5, "memory", "u2", "session_lost", "app1", 401)]
     row = rows_for(records, stop)["memory"]
-    assert row["users_on_target"] == ["u2"] and row["users_lost"] == ["u2"]
+    assert row.users_on_target == ["u2"] and row.users_lost == ["u2"]
     assert failed(verdicts(records, stop)) == set()
 
 
@@ -172,7 +173,7 @@ def test_the_async_variant_may_lose_what_was_acknowledged_just_before_the_death_
     records = steady("replicated-async", {"u1": "app2"}, until=9) + adds("replicated-async", "u1", "app2", [9.5])
     records += [req(11, "replicated-async", "u1", "writes_lost", "app3", lost=1)]
     row = rows_for(records)["replicated-async"]
-    assert row["acked_at_death"] == 1
+    assert row.acked_at_death == 1
     assert ("async-replica-loses-only-what-was-in-flight", "replicated-async") not in failed(verdicts(records))
     records += [req(12, "replicated-async", "u1", "writes_lost", "app3", lost=1)]  # two lost, one in flight
     assert ("async-replica-loses-only-what-was-in-flight", "replicated-async") in failed(verdicts(records))
@@ -185,7 +186,7 @@ def test_two_adjacent_deaths_must_cost_exactly_the_first_nodes_users():
     records = steady("replicated", {"a": "app1", "b": "app2", "c": "app3"}, until=10)
     records += [req(10.5, "replicated", "a", "session_lost", "app3", 401)]
     row = rows_for(records, PAIR)["replicated"]
-    assert row["users_on_first"] == ["a"] and row["users_on_target"] == ["a", "b"]
+    assert row.users_on_first == ["a"] and row.users_on_target == ["a", "b"]
     name = "two-adjacent-deaths-lose-exactly-the-first-nodes-sessions"
     assert (name, "replicated") not in failed(verdicts(records, PAIR))
     more = records + [req(10.6, "replicated", "b", "session_lost", "app3", 401)]  # b had a copy on app3
@@ -204,7 +205,7 @@ def test_a_redeploy_must_cost_memory_every_nodes_sessions_and_nobody_else_anythi
     records += [req(10.5, "memory", "m1", "session_lost", "app2", 401), req(14.5, "memory", "m2", "session_lost", "app3", 401)]
     records += steady("redis", {"r1": "app1"})
     row = rows_for(records, REDEPLOY)["memory"]
-    assert row["nodes_with_losses"] == ["app1", "app2"]
+    assert row.nodes_with_losses == ["app1", "app2"]
     assert failed(verdicts(records, REDEPLOY)) == {("redeploy-costs-node-local-sessions", "memory")}  # app3's none
     records += [req(18.5, "memory", "m2", "session_lost", "app1", 401), req(19, "redis", "r1", "error", status=502)]
     records.insert(0, req(0.2, "memory", "m2", node="app3"))
@@ -216,7 +217,7 @@ def test_replication_cost_compares_latency_and_memory_per_session_with_memory():
     from loadtest.scoring import replication_report
 
     def row(strategy, p50, p99):
-        return {"mode": "sticky", "strategy": strategy, "add_p50_ms": p50, "add_p99_ms": p99}
+        return ScorecardRow(strategy, mode="sticky", add_p50_ms=p50, add_p99_ms=p99)
 
     def node(owned, owned_bytes, copies=0, copy_bytes=0):
         return {"owned": owned, "owned_bytes": owned_bytes, "copies": copies, "copy_bytes": copy_bytes}
@@ -227,7 +228,7 @@ def test_replication_cost_compares_latency_and_memory_per_session_with_memory():
                 "app2": {"memory": node(0, 0), "replicated": node(50, 10_000, 50, 10_000)}}
     cost = {r["strategy"]: r for r in replication_report.cost_rows(
         [row("memory", 10.0, 40.0), row("replicated", 15.0, 50.0), row("redis", 5.0, 9.0)],
-        [{"node_memory": snapshot}, {"node_memory": {}}], CLASSES)}
+        [Scenario(node_memory=snapshot), Scenario(node_memory={})], CLASSES)}
     assert set(cost) == {"memory", "replicated"}  # node-local strategies only, by trait
     assert cost["replicated"]["add_p50_x"] == 1.5 and cost["replicated"]["add_p99_x"] == 1.25
     assert cost["memory"]["per_session"] == 200 and cost["replicated"]["per_session"] == 400
@@ -244,8 +245,8 @@ def test_zombie_writes_from_a_paused_node_are_the_peers_predicted_failure_and_no
     records += steady("redis", {"r1": "app1"}) + [req(12, "redis", "r1", "writes_lost", lost=1)]
     results = verdicts(records, pause)
     assert failed(results) == {("acknowledged-writes-are-kept", "redis")}
-    zombie = [v for v in results if v["hypothesis"] == "zombie-writes-from-a-paused-node"]
-    assert [(v["strategy"], v["held"]) for v in zombie] == [("flask-session", True)]
+    zombie = [v for v in results if v.hypothesis == "zombie-writes-from-a-paused-node"]
+    assert [(v.strategy, v.held) for v in zombie] == [("flask-session", True)]
     assert "zombie writes from a paused node" in next(
-        h.claim for h in expectations.HYPOTHESES if h.name == "zombie-writes-from-a-paused-node").lower()
+        h.claim for h in hypotheses.HYPOTHESES if h.name == "zombie-writes-from-a-paused-node").lower()
     assert ("acknowledged-writes-are-kept", "flask-session") in failed(verdicts(records))  # a kill: no excuse

@@ -4,7 +4,7 @@ and the half-load hypothesis applied by traits."""
 import pytest
 
 from loadtest.bench import capacity
-from loadtest.scoring import analysis, expectations, saturation_report
+from loadtest.scoring import analysis, hypotheses, saturation_report
 from session_lab import strategies
 
 CLASSES = {cls.name: cls for cls in strategies.classes()}
@@ -24,8 +24,8 @@ def steady(strategy, per_second=4, until=40, latency=10.0):
 
 def verdicts(records, load):
     rows = analysis.scenario_rows(records, {**KILL_AT, "load": load})
-    return {(v["hypothesis"], v["strategy"], v["held"]) for v in expectations.evaluate(rows, CLASSES)
-            if v["hypothesis"] == "half-load-hides-a-node-death"}
+    return {(v.hypothesis, v.strategy, v.held) for v in hypotheses.evaluate(rows, CLASSES)
+            if v.hypothesis == "half-load-hides-a-node-death"}
 
 
 def test_a_mix_saturates_where_its_requests_time_adds_up():
@@ -40,7 +40,7 @@ def test_rates_before_the_fault_and_in_its_window_are_requests_per_second():
     records = steady("redis", per_second=4)
     records = [r for r in records if not (20 <= r["t"] < 30 and r["user"] in ("u2", "u3"))]  # half got through
     row = analysis.scenario_rows(records, {**KILL_AT, "load": 0.5})[0]
-    assert (row["load"], row["rps_before"], row["rps_window"]) == (0.5, 4.0, 2.0)
+    assert (row.load, row.rps_before, row.rps_window) == (0.5, 4.0, 2.0)
     assert analysis.fault_name(row) == "kill app2 at 50% load"
 
 
@@ -58,7 +58,7 @@ def test_an_answer_the_kill_cut_off_is_counted_apart_and_is_the_only_error_allow
     window) is what no routing hides; the same from another node, or before the kill, is a plain error."""
     cut = {**req(21, "redis", "u9", "error", 200), "node": "app2"}
     row = analysis.scenario_rows(steady("redis") + [cut], {**KILL_AT, "load": 0.5})[0]
-    assert (row["errors"], row["cut_off_by_fault"]) == (1, 1)
+    assert (row.errors, row.cut_off_by_fault) == (1, 1)
     assert verdicts(steady("redis") + [cut], 0.5) == {("half-load-hides-a-node-death", "redis", True)}
     elsewhere = {**cut, "node": "app1"}
     before = {**cut, "t": 10.0}

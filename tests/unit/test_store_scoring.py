@@ -5,7 +5,8 @@ import pytest
 
 from loadtest.faults.store_watch import StoreView
 from loadtest.runs.suites import SUITES, plan
-from loadtest.scoring import analysis, expectations
+from loadtest.scoring import analysis, hypotheses
+from loadtest.scoring.records import Scenario
 from session_lab import strategies
 
 CLASSES = {cls.name: cls for cls in strategies.classes()}
@@ -25,12 +26,12 @@ def steady(strategy, users_slots, until=30):
 
 
 def rows_for(records, scenario=KILL_MASTER):
-    return {r["strategy"]: r for r in analysis.scenario_rows(records, scenario)}
+    return {r.strategy: r for r in analysis.scenario_rows(records, scenario)}
 
 
 def failed(records, scenario=KILL_MASTER):
     rows = list(rows_for(records, scenario).values())
-    return {(v["hypothesis"], v["strategy"]) for v in expectations.evaluate(rows, CLASSES) if not v["held"]}
+    return {(v.hypothesis, v.strategy) for v in hypotheses.evaluate(rows, CLASSES) if not v.held}
 
 
 def shard_outage(strategy, until_ok=13.0):
@@ -42,10 +43,10 @@ def shard_outage(strategy, until_ok=13.0):
 
 def test_unavailable_is_the_longest_wait_from_a_failure_to_a_good_answer():
     row = rows_for(shard_outage("cluster", until_ok=13.0))["cluster"]
-    assert row["unavailable_s"] == pytest.approx(13.5 + 0.01 - 10.2, abs=0.01)  # the good answer at 13.5 s ends it
-    assert (row["errors_get"], row["errors_post"], row["errors_off_shard"]) == (1, 1, 0)
-    assert (row["detected_s"], row["promoted_s"]) == (1.5, 2.2)
-    assert row["first_success_s"] == pytest.approx(3.51, abs=0.01)  # the first failing user's first good answer
+    assert row.unavailable_s == pytest.approx(13.5 + 0.01 - 10.2, abs=0.01)  # the good answer at 13.5 s ends it
+    assert (row.errors_get, row.errors_post, row.errors_off_shard) == (1, 1, 0)
+    assert (row.detected_s, row.promoted_s) == (1.5, 2.2)
+    assert row.first_success_s == pytest.approx(3.51, abs=0.01)  # the first failing user's first good answer
 
 
 def test_a_brief_cluster_failover_holds_and_a_long_one_deviates():
@@ -68,7 +69,7 @@ def test_wait_variants_are_held_to_zero_lost_writes_but_not_to_the_cluster_bound
     assert ("confirmed-writes-survive-store-faults", "cluster-wait") in failed(lost)
     # The asynchronous variant's loss is counted, not held against a hypothesis.
     lost_async = steady("cluster", {"u1": 100}) + [dict(req(14, "cluster", "u1", "writes_lost"), lost_items=1)]
-    assert rows_for(lost_async)["cluster"]["writes_lost"] == 1 and failed(lost_async) == set()
+    assert rows_for(lost_async)["cluster"].writes_lost == 1 and failed(lost_async) == set()
 
 
 def test_a_500_in_a_store_fault_deviates_and_other_strategies_must_not_notice():
@@ -145,7 +146,7 @@ def test_the_store_figure_draws_the_breaker_panel_only_when_the_run_recorded_it(
     rows = list(rows_for(shard_outage("cluster")).values())
     report.plot_store_faults(rows, tmp_path / "without.png")
     scenario = {**KILL_MASTER, "refused": {"cluster": {"circuit_open": 40, "bulkhead_full": 2}}}
-    report.plot_store_faults(rows, tmp_path / "with.png", [scenario])
+    report.plot_store_faults(rows, tmp_path / "with.png", [Scenario.from_json(scenario)])
     from PIL import Image
     with Image.open(tmp_path / "with.png") as drawn, Image.open(tmp_path / "without.png") as plain:
         assert drawn.height > plain.height

@@ -10,6 +10,7 @@ import pytest
 from session_lab import strategies
 
 from loadtest.scoring import report, verdict
+from loadtest.scoring.records import ScorecardRow
 
 CLASSES = {cls.name: cls for cls in strategies.classes()}
 ORDER = list(CLASSES)
@@ -18,9 +19,7 @@ MODES = ("round-robin", "sticky", "ip-hash", "least-conn")
 
 
 def row(strategy, mode="round-robin", fault="kill", target="app2", **counts):
-    return {"strategy": strategy, "mode": mode, "fault": fault, "target": target, "load": None, "errors": 0,
-            "sessions_lost": 0, "writes_lost": 0, "sessions_lost_before_fault": 0, "foreign": 0, "duplicates": 0,
-            "not_revoked": 0, **counts}
+    return ScorecardRow(strategy, mode=mode, fault=fault, target=target, **counts)
 
 
 def realistic():
@@ -100,7 +99,7 @@ def test_a_fault_is_split_only_where_routing_changes_an_outcome():
 def test_different_numbers_in_the_same_category_do_not_split_a_fault():
     rows = [row("redis", mode, sessions_lost=n) for mode, n in zip(MODES, (1, 2, 3, 4))]
     assert [c.modes for c in verdict.build(rows).columns] == [MODES]
-    rows[1]["writes_lost"] = 1
+    rows[1].writes_lost = 1
     assert [c.modes for c in verdict.build(rows).columns] == [("round-robin", "ip-hash", "least-conn"), ("sticky",)]
 
 
@@ -133,8 +132,8 @@ def test_the_paragraph_changes_with_the_data():
     rows = realistic()
     before = verdict.paragraph(verdict.build(rows, ORDER, BASELINE))
     for r in rows:
-        if r["strategy"] == "sentinel" and r["target"] == "redis" and r["mode"] == "sticky":
-            r.update(writes_lost=3, foreign=1)
+        if r.strategy == "sentinel" and r.target == "redis" and r.mode == "sticky":
+            r.writes_lost, r.foreign = 3, 1
     after = verdict.paragraph(verdict.build(rows, ORDER, BASELINE))
     assert after != before
     assert "Lost acknowledged writes: sentinel 3 in kill redis (sticky)." in after

@@ -332,7 +332,7 @@ class Settings:
             store_retry_budget=store_retry_budget(env, request_deadline(env)),
             request_deadline=request_deadline(env),
             breaker_failures=_int(env, "BREAKER_FAILURES", 3, minimum=1),
-            # Short: a store that fails over (Sentinel about 2-3 s, expectations.FAILOVER_BOUND: 3 s) must not
+            # Short: a store that fails over (Sentinel about 2-3 s, hypotheses.FAILOVER_BOUND: 3 s) must not
             # stay failed-fast long after its replica is promoted; the probe itself retries to its deadline.
             breaker_open_seconds=_float(env, "BREAKER_OPEN_SECONDS", 0.5),
             # Half of gunicorn's 16 threads (GUNICORN_THREADS): one stalled store leaves the other half to

@@ -7,18 +7,19 @@ run whose rows deviate makes the runner exit non-zero. Strategy traits come from
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 
 from loadtest.lab import APP_NODES, HA_STORES, store_of
 from loadtest.scoring.analysis import fault_name
+from loadtest.scoring.records import ScorecardRow
 
 NODE_DEATHS = ("kill", "stop")
 REDEPLOY = "redeploy"
 REPLICA_ROUTING = "sticky"  # the mode that sends a dead node's users to its buddy (loadbalancer/modes/sticky.conf)
 STICKY_MODES = ("sticky", "ip-hash")  # routing that keeps a user on one node
 # The lab's claims for a failover, in seconds a strategy's users may wait (unavailable_s): Sentinel's
-# down-after 1 s + vote + promotion (stores/sentinel/sentinel.conf), Cluster's node-timeout 1.5 s + replica
+# down-after 1 s + vote + promotion (stores/sentinel/sentinel.conf), Cluster's node-timeout 1 s + replica
 # delay + election (stores/cluster/redis.conf), each with the client's backoff on top.
 FAILOVER_BOUND = {"sentinel-primary": 3.0, "cluster-master": 4.0}
 # Store faults after which the promoted copy still has a replica to confirm writes: the Sentinel group keeps
@@ -37,17 +38,17 @@ def shared(cls) -> bool:
 
 def on_node(row) -> bool:
     """The fault hit app nodes (one, a pair, or each in turn), not a store."""
-    return store_of(row["target"]) == ""
+    return store_of(row.target) == ""
 
 
 def one_node_dies(row) -> bool:
     """One app node at a time stops answering for good: killed, stopped, or replaced in a redeploy."""
-    return on_node(row) and ((row["fault"] in NODE_DEATHS and row["target"] in APP_NODES) or row["fault"] == REDEPLOY)
+    return on_node(row) and ((row.fault in NODE_DEATHS and row.target in APP_NODES) or row.fault == REDEPLOY)
 
 
 def two_adjacent_deaths(row, cls) -> bool:
-    return (cls.node_replica and row["mode"] == REPLICA_ROUTING and row["target"] == "node-and-buddy"
-            and row["fault"] in NODE_DEATHS)
+    return (cls.node_replica and row.mode == REPLICA_ROUTING and row.target == "node-and-buddy"
+            and row.fault in NODE_DEATHS)
 
 
 def node_local(cls) -> bool:
@@ -62,24 +63,28 @@ def zombie_writes(row, cls) -> bool:
     """A node froze with requests in flight that write the whole session back (read-modify-write, the
     concurrent_adds trait "may-drop"): when it thaws they write their stale copy over whatever the other nodes
     acknowledged meanwhile. The flask-session peer's predicted failure, not a timing accident."""
-    return cls.concurrent_adds == "may-drop" and on_node(row) and row["fault"] in ZOMBIE_FAULTS
+    return cls.concurrent_adds == "may-drop" and on_node(row) and row.fault in ZOMBIE_FAULTS
 
 
 def own_store(row, cls) -> bool:
     """The fault hit a Sentinel or Cluster store this strategy keeps its sessions in."""
-    return row.get("store") in HA_STORES and row["store"] in cls.dependencies
+    return row.store in HA_STORES and row.store in cls.dependencies
 
 
 def _at_most(field, bound):
-    return lambda row: None if row[field] is not None and row[field] <= bound else f"{field} = {row[field]} > {bound}"
+    def check(row: ScorecardRow) -> str | None:
+        value = getattr(row, field)
+        return None if value is not None and value <= bound else f"{field} = {value} > {bound}"
+
+    return check
 
 
 @dataclass(frozen=True)
 class Hypothesis:
     name: str
     claim: str
-    applies: Callable[[dict, type], bool]
-    check: Callable[[dict], str | None]  # None when it holds, else what deviated
+    applies: Callable[[ScorecardRow, type], bool]
+    check: Callable[[ScorecardRow], str | None]  # None when it holds, else what deviated
 
 
 def _all(*checks):
@@ -94,44 +99,44 @@ def _all(*checks):
 
 
 def _zero(field):
-    return lambda row: None if row[field] == 0 else f"{field} = {row[field]}"
+    return lambda row: None if getattr(row, field) == 0 else f"{field} = {getattr(row, field)}"
 
 
 def _positive(field):
-    return lambda row: None if row[field] > 0 else f"{field} = 0"
+    return lambda row: None if getattr(row, field) > 0 else f"{field} = 0"
 
 
 def _only_cut_off_errors(row):
-    other = row["errors"] - row.get("cut_off_by_fault", 0)
+    other = row.errors - row.cut_off_by_fault
     return None if other == 0 else f"{other} errors besides answers the fault cut off"
 
 
 def _only_target_users(row):
-    lost, on_target = set(row["users_lost"]), set(row["users_on_target"])
+    lost, on_target = set(row.users_lost), set(row.users_on_target)
     allowed = set(on_target)
-    if row["mode"] == "ip-hash":
+    if row.mode == "ip-hash":
         # The hash sends everyone back to the node once it returns: a session started elsewhere during the
         # outage is lost then, by design of ip-hash (sticky routing re-sticks the user instead).
-        allowed |= set(row.get("users_started_during_fault", ()))
+        allowed |= set(row.users_started_during_fault)
     if not lost <= allowed:
-        return f"{len(lost - allowed)} users lost a session without being on {row['target']}"
+        return f"{len(lost - allowed)} users lost a session without being on {row.target}"
     if on_target and not lost:
-        return f"{len(on_target)} users were on {row['target']} yet none lost a session"
+        return f"{len(on_target)} users were on {row.target} yet none lost a session"
     return None
 
 
 def _losses_within_flight(row):
     """An asynchronous copy loses at most what was acknowledged just before a node died."""
-    lost = row["sessions_lost"] + row["writes_lost"]
-    if lost > row["acked_at_death"]:
-        return (f"{row['sessions_lost']} sessions and {row['writes_lost']} writes lost, more than the "
-                f"{row['acked_at_death']} changes acknowledged in the second before the death")
+    lost = row.sessions_lost + row.writes_lost
+    if lost > row.acked_at_death:
+        return (f"{row.sessions_lost} sessions and {row.writes_lost} writes lost, more than the "
+                f"{row.acked_at_death} changes acknowledged in the second before the death")
     return None
 
 
 def _exactly_the_first_nodes_users(row, extra: int):
     """Every user of the first node lost the session, and at most `extra` others did."""
-    lost, first = set(row["users_lost"]), set(row["users_on_first"])
+    lost, first = set(row.users_lost), set(row.users_on_first)
     if not first:
         return "no user was on the first node: nothing to show"
     if not first <= lost or len(lost - first) > extra:
@@ -141,12 +146,12 @@ def _exactly_the_first_nodes_users(row, extra: int):
 
 
 def _every_node_lost_sessions(row):
-    missing = sorted(set(APP_NODES) - set(row["nodes_with_losses"]))
+    missing = sorted(set(APP_NODES) - set(row.nodes_with_losses))
     return f"no session lost on {', '.join(missing)}" if missing else None
 
 
 def _errors_are_503(row):
-    return None if row["errors_not_503"] == 0 else f"{row['errors_not_503']} errors were not 503"
+    return None if row.errors_not_503 == 0 else f"{row.errors_not_503} errors were not 503"
 
 
 HYPOTHESES = [
@@ -167,7 +172,7 @@ HYPOTHESES = [
         "shared-state-survives-node-death",
         "Strategies whose state any node can serve lose no session and no acknowledged write when an app "
         "node is killed or stopped.",
-        lambda row, cls: shared(cls) and on_node(row) and row["fault"] in NODE_DEATHS,
+        lambda row, cls: shared(cls) and on_node(row) and row.fault in NODE_DEATHS,
         _all(_zero("sessions_lost"), _zero("writes_lost")),
     ),
     Hypothesis(
@@ -194,21 +199,21 @@ HYPOTHESES = [
         "sticky routing see no error but an answer the kill itself cut off (the node died between its 200 and "
         "its body, which nginx had begun to pass on), and the p99 between the kill and recovery stays at most "
         "1.5 s.",
-        lambda row, cls: row.get("load") is not None and row["load"] <= HALF_LOAD and not cls.needs_sticky
-        and on_node(row) and row["fault"] in NODE_DEATHS,
+        lambda row, cls: row.load is not None and row.load <= HALF_LOAD and not cls.needs_sticky
+        and on_node(row) and row.fault in NODE_DEATHS,
         _all(_only_cut_off_errors, _at_most("p99_window_ms", FAILOVER_P99_MS)),
     ),
     Hypothesis(
         "graceful-stop-is-invisible",
         "A graceful stop (SIGTERM) drains the node: no strategy sees an error.",
-        lambda row, cls: row["fault"] == "stop" and on_node(row),
+        lambda row, cls: row.fault == "stop" and on_node(row),
         _zero("errors"),
     ),
     Hypothesis(
         "node-local-needs-sticky",
         "Node-local sessions are lost throughout under routing that spreads one user's requests "
         "(before the fault and after recovery alike).",
-        lambda row, cls: cls.needs_sticky and row["mode"] in ("round-robin", "least-conn"),
+        lambda row, cls: cls.needs_sticky and row.mode in ("round-robin", "least-conn"),
         _all(_positive("sessions_lost_before_fault"), _positive("sessions_lost_after_recovery")),
     ),
     Hypothesis(
@@ -216,15 +221,15 @@ HYPOTHESES = [
         "With routing that keeps a user on one node, node-local sessions are lost only by the users of the "
         "node that died: none before the fault, and nobody else's (under ip-hash, also sessions started "
         "during the outage, which the hash moves back to the node when it returns).",
-        lambda row, cls: node_local(cls) and row["mode"] in STICKY_MODES and on_node(row)
-        and row["fault"] in NODE_DEATHS,
+        lambda row, cls: node_local(cls) and row.mode in STICKY_MODES and on_node(row)
+        and row.fault in NODE_DEATHS,
         _all(_zero("sessions_lost_before_fault"), _only_target_users),
     ),
     Hypothesis(
         "replica-survives-node-death",
         "With sticky routing, a synchronously replicated strategy loses no session and no acknowledged write "
         "when one node dies or is replaced: its users reach its buddy, which holds a copy of every change.",
-        lambda row, cls: cls.node_replica and cls.confirms_writes and row["mode"] == REPLICA_ROUTING
+        lambda row, cls: cls.node_replica and cls.confirms_writes and row.mode == REPLICA_ROUTING
         and one_node_dies(row),
         _all(_zero("sessions_lost"), _zero("writes_lost")),
     ),
@@ -232,7 +237,7 @@ HYPOTHESES = [
         "async-replica-loses-only-what-was-in-flight",
         "An asynchronously replicated strategy loses, when one node dies or is replaced, at most the changes "
         "that node acknowledged in the second before (their copy may not have left); what it loses is counted.",
-        lambda row, cls: cls.node_replica and not cls.confirms_writes and row["mode"] == REPLICA_ROUTING
+        lambda row, cls: cls.node_replica and not cls.confirms_writes and row.mode == REPLICA_ROUTING
         and one_node_dies(row),
         _losses_within_flight,
     ),
@@ -249,25 +254,25 @@ HYPOTHESES = [
         "The same for the asynchronous variant, which may lose a few sessions more: logins acknowledged in the "
         "second before the kill, whose copy had not left.",
         lambda row, cls: two_adjacent_deaths(row, cls) and not cls.confirms_writes,
-        lambda row: _exactly_the_first_nodes_users(row, extra=row["acked_at_death"]),
+        lambda row: _exactly_the_first_nodes_users(row, extra=row.acked_at_death),
     ),
     Hypothesis(
         "redeploy-costs-node-local-sessions",
         "A rolling redeploy costs a memory-only strategy the sessions of every node in turn.",
-        lambda row, cls: node_local(cls) and row["fault"] == REDEPLOY,
+        lambda row, cls: node_local(cls) and row.fault == REDEPLOY,
         _every_node_lost_sessions,
     ),
     Hypothesis(
         "redeploy-keeps-shared-sessions",
         "Strategies whose state any node can serve, or that keep none on the server, lose no session and no "
         "write in a rolling redeploy.",
-        lambda row, cls: (shared(cls) or not cls.keeps_state) and row["fault"] == REDEPLOY,
+        lambda row, cls: (shared(cls) or not cls.keeps_state) and row.fault == REDEPLOY,
         _all(_zero("sessions_lost"), _zero("writes_lost")),
     ),
     Hypothesis(
         "redeploy-is-invisible",
         "Every node is stopped gracefully in a rolling redeploy: no strategy sees an error.",
-        lambda row, cls: row["fault"] == REDEPLOY,
+        lambda row, cls: row.fault == REDEPLOY,
         _zero("errors"),
     ),
     Hypothesis(
@@ -276,21 +281,21 @@ HYPOTHESES = [
         "passed (node-local sessions: where routing keeps the user on its node). The one exception is the "
         "store that carries revocations being down: jwt logouts made then reach the other nodes only when it "
         "returns (counted, not checked).",
-        lambda row, cls: cls.revocable and (not cls.needs_sticky or row["mode"] in STICKY_MODES)
-        and row["target"] not in cls.revocation_via and (not own_store(row, cls) or cls.confirms_writes),
+        lambda row, cls: cls.revocable and (not cls.needs_sticky or row.mode in STICKY_MODES)
+        and row.target not in cls.revocation_via and (not own_store(row, cls) or cls.confirms_writes),
         _zero("not_revoked"),
     ),
     Hypothesis(
         "store-outage-is-503",
         "While a strategy's store is down, it answers 503 (never a 500, never a fresh empty session).",
-        lambda row, cls: row["target"] in cls.dependencies and row["fault"] in NODE_DEATHS,
+        lambda row, cls: row.target in cls.dependencies and row.fault in NODE_DEATHS,
         _all(_positive("errors"), _errors_are_503),
     ),
     Hypothesis(
         "store-outage-spares-the-others",
         "Strategies that do not use the failed store carry on: no error, no lost session, no lost write.",
         lambda row, cls: shared(cls) and not on_node(row)
-        and (row.get("store") or row["target"]) not in cls.dependencies,
+        and (row.store or row.target) not in cls.dependencies,
         _all(_zero("errors"), _zero("sessions_lost"), _zero("writes_lost")),
     ),
     Hypothesis(
@@ -299,16 +304,16 @@ HYPOTHESES = [
         "their users wait at most 3 s (Sentinel) or 4 s (Cluster) for a good answer; what fails in between is "
         "a 503. A -wait strategy is held to it only where the promoted copy still has a replica to confirm "
         "its writes (the Sentinel group, not a Cluster shard).",
-        lambda row, cls: own_store(row, cls) and row["fault"] == "kill" and row["target"] in FAILOVER_BOUND
-        and (not cls.confirms_writes or row["target"] in REPLICA_LEFT),
+        lambda row, cls: own_store(row, cls) and row.fault == "kill" and row.target in FAILOVER_BOUND
+        and (not cls.confirms_writes or row.target in REPLICA_LEFT),
         lambda row: _all(_zero("sessions_lost"), _errors_are_503,
-                         _at_most("unavailable_s", FAILOVER_BOUND[row["target"]]))(row),
+                         _at_most("unavailable_s", FAILOVER_BOUND[row.target]))(row),
     ),
     Hypothesis(
         "cluster-fault-stays-on-its-shard",
         "A Cluster master or whole shard failing touches only the sessions whose slots it served: no error for "
         "a session on another shard (a login may land on the failed shard, so logins are not counted).",
-        lambda row, cls: own_store(row, cls) and row["store"] == "cluster",
+        lambda row, cls: own_store(row, cls) and row.store == "cluster",
         _zero("errors_off_shard"),
     ),
     Hypothesis(
@@ -329,26 +334,36 @@ HYPOTHESES = [
     Hypothesis(
         "no-quorum-still-serves",
         "With two of three sentinels gone no failover is possible, but the primary still serves: no error.",
-        lambda row, cls: own_store(row, cls) and row["target"] == "sentinel-quorum",
+        lambda row, cls: own_store(row, cls) and row.target == "sentinel-quorum",
         _zero("errors"),
     ),
 ]
 
 
-def evaluate(rows: list[dict], classes: dict[str, type]) -> list[dict]:
+@dataclass(frozen=True)
+class Check:
+    """One hypothesis checked on one scorecard row: an entry of expectations.json."""
+
+    hypothesis: str
+    strategy: str
+    mode: str
+    fault: str  # analysis.fault_name
+    held: bool
+    detail: str  # what deviated; "" when it held
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def evaluate(rows: list[ScorecardRow], classes: dict[str, type]) -> list[Check]:
+    """Each hypothesis on each row it applies to, hypothesis by hypothesis."""
     results = []
     for hypothesis in HYPOTHESES:
         for row in rows:
-            cls = classes.get(row["strategy"])
+            cls = classes.get(row.strategy)
             if cls is None or not hypothesis.applies(row, cls):
                 continue
             problem = hypothesis.check(row)
-            results.append({
-                "hypothesis": hypothesis.name,
-                "strategy": row["strategy"],
-                "mode": row["mode"],
-                "fault": fault_name(row),
-                "held": problem is None,
-                "detail": problem or "",
-            })
+            results.append(Check(hypothesis.name, row.strategy, row.mode, fault_name(row), problem is None,
+                                 problem or ""))
     return results

@@ -1,0 +1,5 @@
+import sys
+
+from loadtest.scoring.report.build import main
+
+sys.exit(main())
