@@ -96,10 +96,13 @@ offline-images: ## Build local stand-ins for the python, nginx and redis images 
 
 venv: $(VENV)/.installed ## Create the Python virtualenv for tests and load tools
 
-$(VENV)/.installed: requirements-dev.txt services/app/requirements.txt
+# The app (services/app) and the load tools (loadtest/) installed as editable packages: the tests, Locust and the
+# scripts import them from the venv, from any directory, with no sys.path edits.
+$(VENV)/.installed: requirements-dev.txt services/app/requirements.txt services/app/pyproject.toml pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet -e services/app -e .
 	@touch $@
 
 test: venv ## Run every test: the workshop guide's labs, unit, integration (real Redis) and e2e (the compose stack)

@@ -21,10 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from loadtest.faults.compose import LabError, compose, env_file, require_docker  # noqa: E402
+from loadtest.faults.compose import LabError, compose, env_file, require_docker
 
 ROLE_LABEL = "session-lab.role"
 # nginx marks a restarted node failed for fail_timeout (5 s, loadbalancer/render-mode.sh) after its first

@@ -38,8 +38,7 @@ from loadtest.runs.suites import LOAD_FAULT_MODE, REPLICATION_FAULT_MODE, SUITES
 from loadtest.scoring import analysis, report
 from loadtest.users import record
 
-sys.path.insert(0, str(ROOT / "services" / "app"))
-from session_lab import strategies as registry  # noqa: E402
+from session_lab import strategies as registry
 
 MODES = sorted(p.stem for p in (ROOT / "loadbalancer" / "modes").glob("*.conf"))
 # Under load, each user sends a request every LOAD_PACING s, so users = rate x LOAD_PACING; they start

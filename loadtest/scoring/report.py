@@ -21,10 +21,7 @@ from loadtest.faults.store_roles import HA_STORES, store_of  # noqa: E402
 from loadtest.scoring import analysis, expectations, replication_report, saturation_report  # noqa: E402
 from loadtest.scoring import verdict as glance  # `verdict` below: the hypotheses' results
 from loadtest.users import record  # noqa: E402
-from loadtest.faults.compose import ROOT  # noqa: E402
 from loadtest.users.oracle import ERROR, SESSION_LOST, WRITES_LOST  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "services" / "app"))
 from session_lab import strategies as registry  # noqa: E402
 
 COLUMNS = [  # (scorecard field, heading)
