@@ -29,7 +29,7 @@ include offline-images/offline.env
 export PYTHON_IMAGE NGINX_IMAGE REDIS_IMAGE
 endif
 
-.PHONY: help env up down logs ps reset lb offline-images venv test test-guide test-unit test-integration test-e2e bench \
+.PHONY: help env up down logs ps reset lb offline-images venv lint test test-guide test-unit test-integration test-e2e bench \
 	load load-ui chaos kill-node experiment soak rotate-jwt-key
 
 help: ## Show this help
@@ -105,7 +105,10 @@ $(VENV)/.installed: requirements-dev.txt services/app/requirements.txt services/
 	$(VENV)/bin/pip install --quiet -e services/app -e .
 	@touch $@
 
-test: venv ## Run every test: the workshop guide's labs, unit, integration (real Redis) and e2e (the compose stack)
+lint: venv ## The linter (ruff; rules in pyproject.toml): pyflakes, style, import order, complexity
+	$(VENV)/bin/ruff check .
+
+test: venv lint ## Run every test: the linter, then the workshop guide's labs, unit, integration (real Redis) and e2e (the compose stack)
 	$(VENV)/bin/pytest
 
 test-guide: venv ## Run the workshop guide's commands against the lab's stack on port 8080, as a learner would

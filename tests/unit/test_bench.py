@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from session_lab import strategies
 
 from loadtest.bench import cpu, race, run, sessions, summary
 from loadtest.faults.compose import LabError
+from session_lab import strategies
 
 REGISTRY = [{"name": cls.name, "keeps_state": cls.keeps_state, "needs_sticky": cls.needs_sticky}
             for cls in strategies.classes()]
