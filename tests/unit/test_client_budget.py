@@ -61,7 +61,7 @@ def test_the_byte_budget_takes_from_the_client_holding_the_most(make_settings, c
         for i in range(50):
             assert big.add(f"{i:02d}" + "\U0001F600" * 62).status == 200
     store = app.extensions["session_lab.strategies"]["memory"]
-    assert store._ledger.bytes <= 2**20 and len(store._entries) < 60
+    assert store._ledger.bytes <= 2**20 and len(store) < 60
     assert ana.cart().body["items"] == ["kept"]
 
 
