@@ -21,7 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from loadtest.faults.compose import LabError, compose, env_file, require_docker
+from loadtest.faults.docker import compose, require_docker
+from loadtest.lab import LabError, env_file
 
 ROLE_LABEL = "session-lab.role"
 # nginx marks a restarted node failed for fail_timeout (5 s, loadbalancer/render-mode.sh) after its first

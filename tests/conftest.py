@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 
 import pytest
 
 from session_lab.config import Settings
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+SESSION_STARTED = time.time()  # this pytest run's start: what a test finds newer was made by this run
 
 
 def require(condition: bool, why: str) -> None:

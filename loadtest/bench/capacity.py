@@ -14,7 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
-from loadtest.bench.run import READ, WRITE, Bench
+from loadtest.bench.rounds import READ, WRITE, Bench
 
 # The users' task weights: @task(3) read, @task(2) add (locustfile.py).
 READ_SHARE = 3 / 5

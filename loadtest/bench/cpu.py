@@ -5,27 +5,32 @@ runs, the CPU a request costs much less. The counters are the kernel's own (cgro
 nanoseconds, v2 `cpu.stat` `usage_usec`), found from each container's main process, so either cgroup
 version and either Docker cgroup driver works. A restarted container starts a new cgroup from zero: the
 bench reads the processes once, before its rounds, and no round restarts anything.
+
+Steal time is the CPU the hypervisor gave other tenants while this machine's processes wanted it
+(/proc/stat's 8th field): during a round with much of it, the stack ran on less CPU than it seemed to have.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from loadtest.faults import compose
+from loadtest.faults.docker import compose, docker
+from loadtest.lab import LabError
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_STAT = Path("/proc/stat")
 
 
-class CpuUnreadable(compose.LabError):
+class CpuUnreadable(LabError):
     pass
 
 
 def containers() -> dict[str, int]:
     """Service name -> the host PID of its container's main process, for every running service."""
-    ids = compose.compose("ps", "-q").stdout.split()
+    ids = compose("ps", "-q").stdout.split()
     if not ids:
-        raise compose.LabError("no container of the stack runs: start it with `make up`")
-    out = compose.docker("inspect", "-f", '{{.State.Pid}} {{index .Config.Labels "com.docker.compose.service"}}',
+        raise LabError("no container of the stack runs: start it with `make up`")
+    out = docker("inspect", "-f", '{{.State.Pid}} {{index .Config.Labels "com.docker.compose.service"}}',
                          *ids).stdout
     pids = {}
     for line in out.splitlines():
@@ -65,3 +70,18 @@ def reading(pids: dict[str, int]) -> dict[str, float]:
 
 def used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     return {service: round(after[service] - before[service], 4) for service in before if service in after}
+
+
+def machine_ticks(stat: str | None = None) -> tuple[int, int]:
+    """(steal, all) CPU time of the whole machine so far, in clock ticks, from /proc/stat's `cpu` line
+    (user nice system idle iowait irq softirq steal ...; guest time is already in user)."""
+    text = PROC_STAT.read_text() if stat is None else stat
+    fields = [int(v) for v in text.splitlines()[0].split()[1:9]]
+    fields += [0] * (8 - len(fields))  # an old kernel without the steal field: none
+    return fields[7], sum(fields)
+
+
+def steal_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of the machine's CPU time stolen between two machine_ticks() readings."""
+    stolen, elapsed = after[0] - before[0], after[1] - before[1]
+    return round(stolen / elapsed, 4) if elapsed > 0 else 0.0

@@ -8,7 +8,7 @@
   the strategies on the one Redis, the app nodes' resident memory for the strategies that keep sessions in
   a node. jwt and client keep nothing on the server. The sessions are logged out afterwards.
 - Nodes: the read path with 1, 2 and 3 app nodes running, each node limited to its own share of the cores
-  (loadtest/runs/experiment.py NODE_CPUS) as if each were its own machine; the others are stopped, and nginx
+  (loadtest/faults/readiness.py NODE_CPUS) as if each were its own machine; the others are stopped, and nginx
   routes around them (one 200 ms probe every 5 s).
 
 Results go to growth.jsonl (raw) and growth.md, growth-cart.png, growth-sessions.png, growth-nodes.png.
@@ -27,14 +27,14 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from loadtest.bench import cpu, race, sessions  # noqa: E402
-from loadtest.bench.run import CART_ITEMS, READ, SPREAD, STICKY, Bench  # noqa: E402
-from loadtest.faults import compose, store_roles  # noqa: E402
-from loadtest.faults.chaos import wait_healthy  # noqa: E402
-from loadtest.runs.experiment import NODE_CPUS, wait_balanced  # noqa: E402
+from loadtest.bench.rounds import CART_ITEMS, ITEM_LENGTH, READ, SPREAD, STICKY, Bench  # noqa: E402
+from loadtest.faults import store_roles  # noqa: E402
+from loadtest.faults.docker import compose, switch_mode  # noqa: E402
+from loadtest.faults.readiness import NODE_CPUS, cpu_quota, wait_balanced, wait_healthy  # noqa: E402
+from loadtest.lab import APP_NODES, LAB_URL  # noqa: E402
 from loadtest.scoring import tables  # noqa: E402
 
 CARTS = {"empty": 0, "10 items": 10, "full, longest items": sessions.FULL}
-ITEM_LENGTH = 64  # MAX_ITEM_LENGTH's default (.env.example): the largest item a cart takes
 CART_SESSIONS = 32  # sessions per cart level: as many as wrk's connections, so each carries one
 SESSION_LEVELS = (1_000, 10_000, 100_000)
 QUICK_SESSION_LEVELS = (100, 1_000)
@@ -44,7 +44,7 @@ SINGLE_REDIS = ("redis",)
 
 def request_bytes(method: str, path: str, headers: dict[str, str], body: bytes = b"") -> int:
     """What a client sends for one request on the wire (request line, headers, body), as http.client does."""
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {compose.LAB_URL.split('//')[-1]}", "Accept-Encoding: identity",
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {LAB_URL.split('//')[-1]}", "Accept-Encoding: identity",
              *(f"{k}: {v}" for k, v in headers.items())]
     return len(("\r\n".join(lines) + "\r\n\r\n").encode()) + len(body)
 
@@ -65,7 +65,7 @@ class Growth:
             members = [s for s in self.strategies if s["needs_sticky"] == (mode == STICKY)]
             if not members:
                 continue
-            compose.switch_mode(mode)
+            switch_mode(mode)
             for strategy in members:
                 for label, items in CARTS.items():
                     if not strategy["keeps_state"] and items:
@@ -106,16 +106,16 @@ class Growth:
 
     def nodes(self) -> None:
         members = [s for s in self.strategies if not s["needs_sticky"]]
-        compose.switch_mode(SPREAD)
+        switch_mode(SPREAD)
         files = {}
         for strategy in members:  # made while every node runs; any node serves these strategies' sessions
             files[strategy["name"]] = self.bench.work / f"{strategy['name']}-nodes.sessions"
             sessions.make(strategy, CART_SESSIONS, CART_ITEMS, files[strategy["name"]])  # the bench's read path
-        with compose.cpu_quota(compose.APP_NODES, NODE_CPUS):
-            for count in range(1, len(compose.APP_NODES) + 1):
-                down = compose.APP_NODES[count:]
+        with cpu_quota(APP_NODES, NODE_CPUS):
+            for count in range(1, len(APP_NODES) + 1):
+                down = APP_NODES[count:]
                 if down:
-                    compose.compose("stop", *down, timeout=120)
+                    compose("stop", *down, timeout=120)
                 try:
                     self.bench.pids = cpu.containers()  # the stopped nodes' processes are gone
                     for strategy in members:
@@ -125,7 +125,7 @@ class Growth:
                                      "rps": row["rps"], "errors": sum(row["errors"].values())})
                 finally:
                     if down:
-                        compose.compose("start", *down, timeout=120)
+                        compose("start", *down, timeout=120)
                         wait_healthy(*down)
                         wait_balanced()
             self.bench.pids = cpu.containers()
@@ -149,7 +149,7 @@ def measure_read(strategy: dict, held: dict[str, str]) -> tuple[int, int, int]:
 def populate(strategy: dict, first: int, count: int) -> list[tuple[str, dict[str, str]]]:
     """`count` new sessions of `strategy`, made on the nodes in turn by parallel clients: (node, credential)."""
     def make(worker: int) -> list[tuple[str, dict[str, str]]]:
-        client = sessions.NodeClient(compose.APP_NODES[worker % len(compose.APP_NODES)])
+        client = sessions.NodeClient(APP_NODES[worker % len(APP_NODES)])
         try:
             return [(client.node, sessions.start(client, strategy, f"growth-{first + i}")[1])
                     for i in range(worker, count, POPULATE_WORKERS)]
@@ -163,11 +163,11 @@ def populate(strategy: dict, first: int, count: int) -> list[tuple[str, dict[str
 def logout(strategy: dict, made: list[tuple[str, dict[str, str]]]) -> None:
     """Log the suite's sessions out again, each on the node that made it (node-local sessions live there)."""
     def end(worker: int) -> None:
-        node = compose.APP_NODES[worker % len(compose.APP_NODES)]
+        node = APP_NODES[worker % len(APP_NODES)]
         client = sessions.NodeClient(node)
         try:
             mine = [held for where, held in made if where == node]
-            for held in mine[worker // len(compose.APP_NODES)::POPULATE_WORKERS // len(compose.APP_NODES)]:
+            for held in mine[worker // len(APP_NODES)::POPULATE_WORKERS // len(APP_NODES)]:
                 client.send("POST", f"/api/{strategy['name']}/logout", held, {})
         finally:
             client.close()
@@ -182,7 +182,7 @@ def memory_of(strategy: dict) -> int:
     if tuple(strategy["dependencies"]) == SINGLE_REDIS:
         info = store_roles.cli("redis", "info", "memory")
         return int(next(line.split(":")[1] for line in info.splitlines() if line.startswith("used_memory:")))
-    return sum(resident(pid) for node, pid in cpu.containers().items() if node in compose.APP_NODES)
+    return sum(resident(pid) for node, pid in cpu.containers().items() if node in APP_NODES)
 
 
 def resident(pid: int) -> int:

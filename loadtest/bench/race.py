@@ -17,14 +17,14 @@ import time
 import urllib.parse
 
 from loadtest.bench import sessions
-from loadtest.faults import compose
+from loadtest.lab import APP_NODES, LAB_URL
 
 BURST = 8  # parallel adds: more than a browser's 6 connections per host, so some wait on others
 
 
 def balancer_client() -> sessions.Client:
     """A new connection to the balancer: each parallel add comes on its own, as a browser's would."""
-    parts = urllib.parse.urlsplit(compose.LAB_URL)
+    parts = urllib.parse.urlsplit(LAB_URL)
     return sessions.Client(parts.hostname, parts.port or 80, "the balancer")
 
 
@@ -72,7 +72,7 @@ def burst(strategy: dict, client: sessions.NodeClient, number: int) -> dict:
 
 def measure(strategy: dict, bursts: int) -> dict:
     """`bursts` bursts against `strategy`, sessions made on each node in turn; totals and per-burst figures."""
-    clients = [sessions.NodeClient(node) for node in compose.APP_NODES]
+    clients = [sessions.NodeClient(node) for node in APP_NODES]
     try:
         results = [burst(strategy, clients[n % len(clients)], n) for n in range(bursts)]
     except (OSError, http.client.HTTPException) as exc:

@@ -19,12 +19,12 @@ import json
 import zlib
 from pathlib import Path
 
-from loadtest.faults import compose
+from loadtest.lab import APP_NODES, LabError, as_proxy, lab_address
 
 ROUTE_COOKIE = "sl_route"  # set by nginx in sticky mode from X-Served-By (loadbalancer/modes/sticky.conf)
 
 
-class SessionError(compose.LabError):
+class SessionError(LabError):
     pass
 
 
@@ -63,7 +63,7 @@ class NodeClient(Client):
     """A client of one app node, through the balancer (`X-Lab-Node` pins every request to the node)."""
 
     def __init__(self, node: str):
-        super().__init__(*compose.lab_address(), node)
+        super().__init__(*lab_address(), node)
         self.node = node
 
     def send(self, method: str, path: str, headers: dict[str, str], body: dict | None = None) -> tuple[int, dict, list]:
@@ -88,7 +88,7 @@ def credential(cookies: dict[str, str], body: dict, headers: list) -> dict[str, 
 
 def client_address(user: str) -> str:
     """An address of its own per bench user, in RFC 2544's 198.18.0.0/15, forwarded as the lab's trusted proxy
-    does (compose.as_proxy): nginx takes it for the client, so the bench's logins meet many clients' login limits
+    does (lab.as_proxy): nginx takes it for the client, so the bench's logins meet many clients' login limits
     and session budgets, as many users' would, not all this host's one (strategies/_client_budget.py)."""
     n = zlib.crc32(user.encode())
     return f"198.{18 + (n >> 16) % 2}.{(n >> 8) % 256}.{n % 254 + 1}"
@@ -97,7 +97,7 @@ def client_address(user: str) -> str:
 def start(client: NodeClient, strategy: dict, user: str) -> tuple[dict[str, str], dict[str, str]]:
     """Log `user` in on the client's node: (the cookie jar, the headers that carry the session)."""
     cookies = {ROUTE_COOKIE: client.node} if strategy["needs_sticky"] else {}
-    body, headers = client.call("POST", f"/api/{strategy['name']}/login", compose.as_proxy(client_address(user)),
+    body, headers = client.call("POST", f"/api/{strategy['name']}/login", as_proxy(client_address(user)),
                                 {"user": user})
     return cookies, credential(cookies, body, headers)
 
@@ -132,7 +132,7 @@ def login(client: NodeClient, strategy: dict, user: str, items: int, item_length
 
 def make(strategy: dict, count: int, items: int, path: Path, item_length: int | None = None) -> None:
     """Write `count` sessions of `strategy` (as /api/strategies describes it), each with `items` items."""
-    clients = [NodeClient(node) for node in compose.APP_NODES]
+    clients = [NodeClient(node) for node in APP_NODES]
     lines = []
     try:
         for i in range(count):

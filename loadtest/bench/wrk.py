@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from loadtest.faults.compose import LabError
+from loadtest.lab import LabError
 
 SCRIPT = Path(__file__).with_name("load.lua")
 TIMEOUT = "10s"  # wrk drops answers slower than its timeout from the latency figures (default 2 s)

@@ -33,14 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loadtest.faults import store_roles
-from loadtest.faults.compose import (
-    APP_NODES, SERVICES, LabError, buddy, compose, container_id, docker, node_get, require_docker,
-    require_stack, states,
-)
+from loadtest.faults.docker import compose, container_id, docker, require_docker, require_stack
+from loadtest.faults.readiness import wait_healthy, wait_replicated
+from loadtest.lab import APP_NODES, ROLES, SERVICES, LabError, buddy
 
 FAULTS = ("kill", "stop", "pause", "disconnect", "restart", "redeploy")
 NODE_GROUPS = ("node-and-buddy", "app-nodes")
-TARGETS = SERVICES + tuple(store_roles.ROLES) + NODE_GROUPS
+TARGETS = SERVICES + tuple(ROLES) + NODE_GROUPS
 SELF_RECOVERING = ("restart", "redeploy")
 
 
@@ -120,35 +119,6 @@ class Fault:
         wait_healthy(*services)
 
 
-def wait_replicated(timeout: float = 60) -> None:
-    """Every node's replicated strategies have a buddy that holds their copies: the link is up, and its last
-    state transfer went to the buddy's current process (a replaced node starts empty)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        details = {node: node_get(node, "/readyz").get("details", {}) for node in APP_NODES}
-        waiting = [f"{node}/{name}" for node in APP_NODES for name, report in details[node].items()
-                   if report.get("buddy") and not (report["buddy"]["state"] == "up" and report["buddy"]["filled"]
-                                                   == details[buddy(node)].get(name, {}).get("boot"))]
-        if not waiting:
-            return
-        if time.monotonic() > deadline:
-            raise LabError(f"replicas not restored within {timeout:.0f} s: {', '.join(waiting)}")
-        time.sleep(0.5)
-
-
-def wait_healthy(*services: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    waiting = list(services)
-    while time.monotonic() < deadline:
-        rows = states()
-        waiting = [s for s in waiting if not (rows.get(s, {}).get("State") == "running"
-                                              and rows[s].get("Health", "healthy") in ("healthy", ""))]
-        if not waiting:
-            return
-        time.sleep(0.5)
-    raise LabError(f"{', '.join(waiting)} did not become healthy within {timeout:.0f} s")
-
-
 class Timeline:
     def __init__(self, path: Path | None):
         self.path = path
@@ -204,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chaos", description=__doc__.split("\n\n")[0])
     parser.add_argument("--fault", choices=FAULTS, default="kill")
     parser.add_argument("--target", default="random",
-                        help=f"a service, a store role ({', '.join(store_roles.ROLES)}), or random (an app node)")
+                        help=f"a service, a store role ({', '.join(ROLES)}), or random (an app node)")
     parser.add_argument("--seed", type=int, default=None, help="seed for --target random")
     parser.add_argument("--hold", type=float, default=15, help="seconds before recovery; 0 leaves it faulted")
     parser.add_argument("--timeline", type=Path, default=None, help="JSON-lines file to append the steps to")

@@ -1,5 +1,6 @@
 """Store roles: which container plays a part in the Sentinel group or the Cluster *now*. Roles move (a
-failover promotes a replica), so chaos resolves a role when the fault fires, by asking the store itself.
+failover promotes a replica), so chaos resolves a role when the fault fires, by asking the store itself
+(the roles' names are in loadtest/lab.py).
 
     sentinel-primary   the Redis the sentinels name as primary
     sentinel-replica   one replica of that primary
@@ -12,28 +13,8 @@ from __future__ import annotations
 
 import random
 
-from loadtest.faults.compose import CLUSTER, SENTINEL_DATA, SENTINELS, LabError, compose, docker, project
-
-ROLES = {
-    "sentinel-primary": "sentinel",
-    "sentinel-replica": "sentinel",
-    "sentinel-quorum": "sentinel",
-    "cluster-master": "cluster",
-    "cluster-shard": "cluster",
-}
-SERVICE = "lab-primary"  # the name the sentinels monitor (stores/sentinel/sentinel.conf)
-HA_STORES = ("sentinel", "cluster")  # the stores with replicas and failover, which have roles
-
-
-def store_of(target: str) -> str:
-    """The store a target belongs to: redis, sentinel, cluster, or "" for an app node."""
-    if target in ROLES:
-        return ROLES[target]
-    if target in SENTINEL_DATA or target in SENTINELS:
-        return "sentinel"
-    if target in CLUSTER:
-        return "cluster"
-    return "redis" if target == "redis" else ""
+from loadtest.faults.docker import compose, docker, project
+from loadtest.lab import CLUSTER, ROLES, SENTINEL_DATA, SENTINEL_SERVICE, SENTINELS, LabError
 
 
 def cli(service: str, *args: str, port: int = 6379, timeout: float = 10) -> str:
@@ -71,7 +52,7 @@ def first_answering(services, *args: str, port: int) -> tuple[str, str]:
 
 def sentinel_primary() -> str:
     """The service the sentinels name as primary now."""
-    _, out = first_answering(SENTINELS, "sentinel", "get-master-addr-by-name", SERVICE, port=26379)
+    _, out = first_answering(SENTINELS, "sentinel", "get-master-addr-by-name", SENTINEL_SERVICE, port=26379)
     ip = out.split()[0]
     service = addresses().get(ip)
     if service is None:
@@ -144,7 +125,7 @@ def whole() -> str | None:
         if "role:master" not in info or online < 2:
             return f"sentinel primary {primary} has {online} of 2 replicas online"
         for sentinel in SENTINELS:
-            if not cli(sentinel, "sentinel", "ckquorum", SERVICE, port=26379).startswith("OK"):
+            if not cli(sentinel, "sentinel", "ckquorum", SENTINEL_SERVICE, port=26379).startswith("OK"):
                 return f"{sentinel} sees no quorum"
         masters = cluster_masters()
         if len(masters) != 3 or not all(m["replicas"] for m in masters):

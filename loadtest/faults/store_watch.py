@@ -14,14 +14,14 @@ from __future__ import annotations
 import subprocess
 import threading
 
-from loadtest.faults.compose import CLUSTER, ROOT, SENTINELS
-from loadtest.faults.store_roles import SERVICE, addresses, store_of
+from loadtest.faults.store_roles import addresses
+from loadtest.lab import CLUSTER, ROOT, SENTINEL_SERVICE, SENTINELS, store_of
 
 POLL = 0.1  # seconds between two looks at the store
 _LOOP = ('end=$(( $(date +%s) + {seconds} )); while [ "$(date +%s)" -lt "$end" ]; do '
          'echo "@ $(date +%s.%N)"; {command}; sleep ' + str(POLL) + '; done')
 _COMMANDS = {
-    "sentinel": f"redis-cli -p 26379 sentinel master {SERVICE}",
+    "sentinel": f"redis-cli -p 26379 sentinel master {SENTINEL_SERVICE}",
     "cluster": "redis-cli cluster nodes",
 }
 
@@ -129,7 +129,3 @@ class StoreWatch:
         if stamp is not None:
             self.view.look(stamp, block)
 
-
-def relative(events: list[dict], since: float) -> dict[str, float]:
-    """{event: seconds after `since`} for the scorecard."""
-    return {e["event"]: round(e["t"] - since, 2) for e in events if e["event"] != "watching"}

@@ -15,24 +15,20 @@ recovers the faulted service, restores the routing mode, and keeps the data gath
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 import os
 import sys
 import time
-import urllib.error
-import urllib.request
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from loadtest.bench import capacity
-from loadtest.faults import chaos, store_roles, store_watch
-from loadtest.faults.chaos import FAULTS, TARGETS, Fault, Timeline, wait_healthy
-from loadtest.faults.compose import (
-    APP_NODES, LAB_URL, ROOT, SERVICES, LabError, as_proxy, cpu_quota, current_mode, node_get, require_stack, strategies,
-    switch_mode,
-)
+from loadtest.faults import chaos, store_watch
+from loadtest.faults.chaos import FAULTS, TARGETS, Fault, Timeline
+from loadtest.faults.docker import current_mode, node_get, require_stack, strategies, switch_mode
+from loadtest.faults.readiness import NODE_CPUS, cpu_quota, wait_balanced, wait_healthy, wait_stores_whole
+from loadtest.lab import APP_NODES, HA_STORES, LAB_URL, MODES, ROOT, SERVICES, LabError, store_of
 from loadtest.runs import locust_run
 from loadtest.runs.suites import LOAD_FAULT_MODE, REPLICATION_FAULT_MODE, SUITES, Schedule, Step, plan
 from loadtest.scoring import analysis, report
@@ -40,21 +36,13 @@ from loadtest.users import record
 
 from session_lab import strategies as registry
 
-MODES = sorted(p.stem for p in (ROOT / "loadbalancer" / "modes").glob("*.conf"))
 # Under load, each user sends a request every LOAD_PACING s, so users = rate x LOAD_PACING; they start
 # LOAD_SPAWN_RATE a second, below the balancer's 50 logins a second per address (loadbalancer/nginx.conf).
 LOAD_PACING = 0.25
 LOAD_SPAWN_RATE = 25
-# Under load each app node gets this many cores of its own, so that the nodes bound the capacity, as in a
-# deployment where each node is its own machine. Unlimited, three nodes share the host's cores and two can
-# use them all (a gunicorn worker uses up to a core): killing one took no capacity away. Measured on the
-# 2-core machine of the lab: an app node spends about 1.1 ms of CPU a request, nginx, the stores, wrk and
-# Locust about 0.5 ms more; at 0.5 core each the nodes were not the limit (capacity 732 requests/s with
-# 0.37 core used per node), at 0.3 they are, with the rest of the host free for everything else.
-NODE_CPUS = 0.3
 
 
-def parse_args(argv):
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="experiment", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="the quick suite: kill app2 in every mode, kill the "
                    "Sentinel primary and a Cluster master: about 3.5 minutes")
@@ -70,51 +58,109 @@ def parse_args(argv):
     p.add_argument("--users", type=int, default=None,
                    help="simulated users in all, spread over the strategies (default: 4 per strategy)")
     p.add_argument("--out", type=Path, default=None, help="results folder (default results/<UTC time>)")
-    args = p.parse_args(argv)
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    return p.parse_args(argv)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one experiment runs: the suite's schedule in these routing modes, with these strategies' users."""
+
+    suite: str
+    modes: list[str]
+    strategies: list[str]  # the strategies whose users run, in the registry's order
+    users: int  # simulated users in all (a load step sizes its own from the capacity)
+    schedule: Schedule
+    node_cpus: float  # cores per app node while a step runs under load (0: no limit)
+    out: Path  # the results folder
+
+    @property
+    def steps(self) -> list[Step]:
+        return plan(self.schedule, self.modes)
+
+    @property
+    def under_load(self) -> bool:
+        return any(step.load for step in self.steps)
+
+    @property
+    def cpu_limit(self) -> float | None:
+        """The app nodes' CPU quota for the run: only under load."""
+        return self.node_cpus if self.under_load else None
+
+
+def listed(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def chosen_modes(text: str) -> list[str]:
+    modes = listed(text)
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
         raise LabError(f"unknown routing mode {', '.join(bad) or '(none)'}: choose from {', '.join(MODES)}", 2)
-    names = registry.names()
-    chosen = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    return modes
+
+
+def chosen_suite(quick: bool, suite: str | None) -> str:
+    if quick and suite not in (None, "quick"):
+        raise LabError(f"--quick and --suite {suite} disagree: choose one", 2)
+    return "quick" if quick else (suite or "full")
+
+
+def with_faults(schedule: Schedule, text: str) -> Schedule:
+    """The schedule with its faults replaced by --faults: app-node faults and store faults apart."""
+    app_faults, store_faults = [], []
+    for step in text.split(","):
+        fault, _, target = step.strip().partition(":")
+        if fault not in FAULTS or fault == "restart" or target not in TARGETS:
+            raise LabError(f"bad fault step {step!r}: use FAULT:TARGET with FAULT in kill, stop, pause, "
+                           f"disconnect, redeploy and TARGET in {', '.join(TARGETS)}", 2)
+        (store_faults if store_of(target) in HA_STORES else app_faults).append((fault, target))
+    if schedule.loads:  # under load, the app faults are the load faults
+        return replace(schedule, load_faults=tuple(app_faults), store_faults=tuple(store_faults))
+    return replace(schedule, faults=tuple(app_faults), store_faults=tuple(store_faults), sticky_faults=())
+
+
+def with_loads(schedule: Schedule, text: str) -> Schedule:
+    try:
+        loads = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        loads = ()
+    if not schedule.loads or not loads or not all(0 < x <= 1.5 for x in loads):
+        raise LabError("--loads takes fractions of capacity between 0 and 1.5, e.g. 0.5,0.8, with a load "
+                       f"suite ({', '.join(n for n, s in SUITES.items() if s.loads)})", 2)
+    return replace(schedule, loads=loads)
+
+
+def known_strategies(chosen: list[str], classes) -> list[str]:
+    names = [c.name for c in classes]
     bad = [s for s in chosen if s not in names]
     if bad:
         raise LabError(f"unknown strategy {', '.join(bad)}: choose from {', '.join(names)}", 2)
-    if args.quick and args.suite not in (None, "quick"):
-        raise LabError(f"--quick and --suite {args.suite} disagree: choose one", 2)
-    args.suite = "quick" if args.quick else (args.suite or "full")
-    schedule = SUITES[args.suite]
+    return chosen
+
+
+def default_strategies(classes, under_load: bool) -> list[str]:
+    """Every strategy; under load every one that needs no sticky routing: round-robin spreads every user over
+    the nodes, so those would lose their sessions throughout, and tell nothing about capacity."""
+    return [c.name for c in classes if not (under_load and c.needs_sticky)]
+
+
+def plan_run(args: argparse.Namespace, classes, now: time.struct_time) -> RunPlan:
+    """The run the arguments ask for; `classes` are the strategies (with .name and .needs_sticky traits), `now`
+    names the default results folder."""
+    modes = chosen_modes(args.modes)
+    chosen = known_strategies(listed(args.strategies), classes)
+    suite = chosen_suite(args.quick, args.suite)
+    schedule = SUITES[suite]
     if args.faults:
-        app_faults, store_faults = [], []
-        for step in args.faults.split(","):
-            fault, _, target = step.strip().partition(":")
-            if fault not in FAULTS or fault == "restart" or target not in TARGETS:
-                raise LabError(f"bad fault step {step!r}: use FAULT:TARGET with FAULT in kill, stop, pause, "
-                               f"disconnect, redeploy and TARGET in {', '.join(TARGETS)}", 2)
-            (store_faults if store_roles.store_of(target) in store_roles.HA_STORES else app_faults).append(
-                (fault, target))
-        if schedule.loads:  # under load, the app faults are the load faults
-            schedule = replace(schedule, load_faults=tuple(app_faults), store_faults=tuple(store_faults))
-        else:
-            schedule = replace(schedule, faults=tuple(app_faults), store_faults=tuple(store_faults), sticky_faults=())
+        schedule = with_faults(schedule, args.faults)
     if args.loads:
-        try:
-            loads = tuple(float(x) for x in args.loads.split(","))
-        except ValueError:
-            loads = ()
-        if not schedule.loads or not loads or not all(0 < x <= 1.5 for x in loads):
-            raise LabError("--loads takes fractions of capacity between 0 and 1.5, e.g. 0.5,0.8, with a load "
-                           f"suite ({', '.join(n for n, s in SUITES.items() if s.loads)})", 2)
-        schedule = replace(schedule, loads=loads)
-    if schedule.loads and not chosen:
-        # Round-robin spreads every user over the nodes: strategies that need sticky routing would lose
-        # their sessions throughout, and tell nothing about capacity.
-        chosen = [c.name for c in registry.classes() if not c.needs_sticky]
-    if args.users is None:
-        args.users = 4 * len(chosen or names)
-    if args.users < len(chosen or names):
-        raise LabError(f"--users must be at least one per strategy ({len(chosen or names)})", 2)
-    return args, modes, chosen, schedule
+        schedule = with_loads(schedule, args.loads)
+    chosen = chosen or default_strategies(classes, bool(schedule.loads))
+    users = 4 * len(chosen) if args.users is None else args.users
+    if users < len(chosen):
+        raise LabError(f"--users must be at least one per strategy ({len(chosen)})", 2)
+    out = args.out or ROOT / "results" / time.strftime("%Y%m%dT%H%M%SZ", now)
+    return RunPlan(suite, modes, chosen, users, schedule, args.node_cpus, out)
 
 
 class Progress:
@@ -130,24 +176,55 @@ class Progress:
         time.sleep(seconds)
 
 
-def run_scenario(run_dir: Path, step: Step, schedule: Schedule, args, chosen, progress,
-                 timeline: Timeline, scenarios: list[dict], capacity_rps: float | None = None) -> dict:
+def scenario_id(step: Step) -> str:
+    return f"{step.mode}--{step.fault}-{step.target}" + (f"--at-{round(step.load * 100)}pct" if step.load else "")
+
+
+def load_of(step: Step, run: RunPlan, capacity_rps: float | None) -> tuple[int, float, dict[str, str], dict]:
+    """(users, users started a second, LOADTEST_* settings, what the scenario records) for one step: the
+    suite's users, all at once; or, under load, as many paced users as the step's share of capacity needs."""
+    if not step.load:
+        return run.users, run.users, {}, {}
+    target_rps = step.load * capacity_rps
+    users = max(len(run.strategies), math.ceil(target_rps * LOAD_PACING))
+    recorded = {"load": step.load, "capacity_rps": capacity_rps, "target_rps": round(target_rps, 1), "users": users}
+    return users, LOAD_SPAWN_RATE, {"LOADTEST_PACING": str(LOAD_PACING)}, recorded
+
+
+def close_scenario(scenario: dict, events: list[dict], fault: Fault, watch, refused_before) -> None:
+    """Fill in what happened once the scenario is over, or interrupted: the fault's times as the timeline
+    logged them (the scenario's end when it never fired), and the store's and breakers' records."""
+    for event in events:
+        if event["event"] == "inject":
+            scenario["inject"] = event["t"]
+        elif event["event"] == "recovered":
+            scenario["recovered"] = event["t"] + event["seconds"]
+    scenario["end"] = time.time()
+    if fault.steps:
+        scenario["steps"] = fault.steps
+    if watch is not None:
+        scenario["store_events"] = watch.stop()
+    if refused_before is not None:
+        scenario["refused"] = refusals_since(refused_before, breaker_refusals())
+    scenario.setdefault("inject", scenario["end"])
+    scenario.setdefault("recovered", scenario["end"])
+
+
+def run_scenario(run_dir: Path, step: Step, run: RunPlan, progress: Progress, timeline: Timeline,
+                 scenarios: list[dict], capacity_rps: float | None = None) -> dict:
     """Runs one scenario; it is appended to `scenarios` at once, so an interrupted one keeps its data."""
-    mode, fault = step.mode, Fault(step.fault, step.target)
-    sid = f"{mode}--{fault.fault}-{fault.target}" + (f"--at-{round(step.load * 100)}pct" if step.load else "")
+    mode, fault, schedule = step.mode, Fault(step.fault, step.target), run.schedule
+    sid = scenario_id(step)
     raw = run_dir / "raw" / sid
     raw.mkdir(parents=True, exist_ok=True)
     # Locust's own bound: the whole schedule plus room for a slow recovery.
     bound = schedule.warmup + schedule.hold + schedule.cooldown + 120
     scenario = {"id": sid, "mode": mode, "fault": fault.fault, "target": fault.target, "interrupted": True}
-    users, pacing, spawn = args.users, {}, args.users
-    if step.load:
-        target_rps = step.load * capacity_rps
-        users = max(len(chosen), math.ceil(target_rps * LOAD_PACING))
-        pacing, spawn = {"LOADTEST_PACING": str(LOAD_PACING)}, LOAD_SPAWN_RATE
-        scenario.update(load=step.load, capacity_rps=capacity_rps, target_rps=round(target_rps, 1), users=users)
+    users, spawn, pacing, recorded = load_of(step, run, capacity_rps)
+    scenario.update(recorded)
     scenarios.append(scenario)
-    locust = locust_run.start(raw, users, bound, ",".join(chosen), "--csv-full-history", spawn_rate=spawn, env=pacing)
+    locust = locust_run.start(raw, users, bound, ",".join(run.strategies), "--csv-full-history", spawn_rate=spawn,
+                              env=pacing)
     scenario["start"] = time.time()
     mark = len(timeline.events)
     watch = refused_before = None
@@ -156,11 +233,11 @@ def run_scenario(run_dir: Path, step: Step, schedule: Schedule, args, chosen, pr
                                                                       "requests/s)" if step.load else "")
                       + ", warm-up")
         progress.say(f"{mode}: {analysis.fault_name(scenario)}")
-        scenario["store"] = store_roles.store_of(fault.target)
+        scenario["store"] = store_of(fault.target)
         scenario["services"] = fault.resolve()  # the role or node group now, just before the fault fires
         if mode == REPLICATION_FAULT_MODE and not scenario["store"]:
             scenario["node_memory"] = node_memory()
-        if scenario["store"] in store_roles.HA_STORES:
+        if scenario["store"] in HA_STORES:
             if fault.slots:
                 scenario["slots"] = fault.slots
             watch = store_watch.StoreWatch(fault.target, scenario["services"], schedule.hold + schedule.cooldown + 30)
@@ -170,20 +247,7 @@ def run_scenario(run_dir: Path, step: Step, schedule: Schedule, args, chosen, pr
         progress.wait(schedule.cooldown, f"{mode}: recovered in {timeline.events[-1]['seconds']:.1f} s, cool-down")
         scenario["interrupted"] = False
     finally:
-        for event in timeline.events[mark:]:
-            if event["event"] == "inject":
-                scenario["inject"] = event["t"]
-            elif event["event"] == "recovered":
-                scenario["recovered"] = event["t"] + event["seconds"]
-        scenario["end"] = time.time()
-        if fault.steps:
-            scenario["steps"] = fault.steps
-        if watch is not None:
-            scenario["store_events"] = watch.stop()
-        if refused_before is not None:
-            scenario["refused"] = refusals_since(refused_before, breaker_refusals())
-        scenario.setdefault("inject", scenario["end"])
-        scenario.setdefault("recovered", scenario["end"])
+        close_scenario(scenario, timeline.events[mark:], fault, watch, refused_before)
         locust_run.stop(locust)
     if not (raw / "requests.csv").exists():
         raise LabError(f"Locust wrote no records; see {raw / 'locust.log'}")
@@ -245,44 +309,6 @@ def refusals_since(before: dict, after: dict) -> dict[str, dict[str, int]]:
     return total
 
 
-def wait_balanced(timeout: float = 60) -> None:
-    """Before the next scenario: the balancer sends new users to every app node again. nginx learns that a
-    recovered node is back only from requests (passive health checks), and the full experiment saw a run
-    start with every new user on the one node that had stayed up."""
-    deadline = time.monotonic() + timeout
-    seen: set[str] = set()
-    for probe in itertools.count():
-        if time.monotonic() >= deadline:
-            break
-        # A client address of its own per probe, forwarded as the load users' are (ip-hash routes by it;
-        # other modes ignore it); ip-hash hashes the first three octets, so the probes differ in the third.
-        headers = {"Connection": "close", **as_proxy(f"198.18.{probe % 256}.1")}
-        try:
-            request = urllib.request.Request(LAB_URL + "/healthz", headers=headers)
-            with urllib.request.urlopen(request, timeout=3) as answer:
-                seen.add(answer.headers.get("X-Served-By", ""))
-        except (urllib.error.URLError, OSError):
-            pass
-        if set(APP_NODES) <= seen:
-            return
-        time.sleep(0.2)
-    raise LabError(f"the balancer did not reach every node within {timeout:.0f} s (it reached {sorted(seen)})")
-
-
-def wait_stores_whole(progress, timeout: float = 90) -> None:
-    """Before the next scenario: the Sentinel primary has its two replicas again and every Cluster master a
-    replica (a recovered node resyncs first), so each fault starts from the same topology."""
-    deadline = time.monotonic() + timeout
-    missing = store_roles.whole()
-    if missing:
-        progress.say(f"waiting for the stores to be whole: {missing}")
-    while missing and time.monotonic() < deadline:
-        time.sleep(1)
-        missing = store_roles.whole()
-    if missing:
-        raise LabError(f"the stores did not become whole within {timeout:.0f} s: {missing}")
-
-
 def summarize(rows: list[dict]) -> None:
     cols = ["requests", "errors", "sessions_lost", "writes_lost", "duplicates", "unavailable_s", "p95_ms"]
     width = max((len(row["strategy"]) for row in rows), default=0) + 2  # names come from the registry
@@ -292,62 +318,78 @@ def summarize(rows: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args, modes, chosen, schedule = parse_args(argv)
+        run = plan_run(parse_args(argv), registry.classes(), time.gmtime())
         require_stack()
     except LabError as exc:
         print(f"experiment: {exc}", file=sys.stderr)
         return exc.exit_code
-    run_dir = args.out or ROOT / "results" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    run_dir.mkdir(parents=True, exist_ok=True)
-    timeline = Timeline(run_dir / "timeline.jsonl")
-    steps = plan(schedule, modes)
-    progress = Progress(len(steps))
-    original_mode = current_mode()
+    run.out.mkdir(parents=True, exist_ok=True)
     scenarios: list[dict] = []
-    under_load = any(step.load for step in steps)
-    run = {
-        "suite": args.suite, "quick": args.suite == "quick", "modes": modes,
-        "strategies": chosen or registry.names(), "users": args.users,
-        "schedule": asdict(schedule), "lab_url": LAB_URL, "started": time.time(), "cores": os.cpu_count(),
-        "node_cpus": args.node_cpus if under_load else None,
+    return finish(run.out, scenarios, execute(run, scenarios))
+
+
+def run_record(run: RunPlan) -> dict:
+    """run.json: what the run was asked to do, and on what."""
+    return {
+        "suite": run.suite, "quick": run.suite == "quick", "modes": run.modes, "strategies": run.strategies,
+        "users": run.users, "schedule": asdict(run.schedule), "lab_url": LAB_URL, "started": time.time(),
+        "cores": os.cpu_count(), "node_cpus": run.cpu_limit,
     }
-    (run_dir / "run.json").write_text(json.dumps(run, indent=2))
-    print(f"experiment: {args.suite} suite, {len(steps)} scenarios, results in {run_dir}", flush=True)
-    status = 0
-    capacity_rps = None
+
+
+def execute(run: RunPlan, scenarios: list[dict]) -> int:
+    """Every step of the plan, the routing mode put back at the end; the scenarios go into `scenarios` as they
+    run. The exit code so far: 0, or what stopped the run (130 on Ctrl-C)."""
+    steps = run.steps
+    progress = Progress(len(steps))
+    timeline = Timeline(run.out / "timeline.jsonl")
+    original_mode = current_mode()
+    described = run_record(run)
+    (run.out / "run.json").write_text(json.dumps(described, indent=2))
+    print(f"experiment: {run.suite} suite, {len(steps)} scenarios, results in {run.out}", flush=True)
     try:
-        with cpu_quota(APP_NODES, args.node_cpus if under_load else None):
-            if under_load:
-                capacity_rps = measure_capacity(run_dir, chosen, progress)
-                run["capacity_rps"] = capacity_rps
-                (run_dir / "run.json").write_text(json.dumps(run, indent=2))
+        with cpu_quota(APP_NODES, run.cpu_limit):
+            capacity_rps = None
+            if run.under_load:
+                capacity_rps = described["capacity_rps"] = measure_capacity(run.out, run.strategies, progress)
+                (run.out / "run.json").write_text(json.dumps(described, indent=2))
             for step in steps:
-                if current_mode() != step.mode:
-                    switch_mode(step.mode)
-                if progress.done:
-                    wait_balanced()
-                scenario = run_scenario(run_dir, step, schedule, args, chosen, progress, timeline, scenarios,
-                                        capacity_rps)
-                (run_dir / "scenarios.json").write_text(json.dumps(scenarios, indent=2))
-                summarize(analysis.scenario_rows(record.read(run_dir / "raw" / scenario["id"] / "requests.csv"),
-                                                 scenario))
-                progress.done += 1
-                if progress.done < len(steps):  # the next scenario starts from the same, whole stack
-                    wait_healthy(*SERVICES)
-                    wait_stores_whole(progress)
+                run_step(run, step, progress, timeline, scenarios, capacity_rps)
     except KeyboardInterrupt:
-        print("\nexperiment: interrupted; the faulted service was recovered, writing what was gathered", file=sys.stderr)
-        status = 130
+        print("\nexperiment: interrupted; the faulted service was recovered, writing what was gathered",
+              file=sys.stderr)
+        return 130
     except LabError as exc:
         print(f"experiment: {exc}", file=sys.stderr)
-        status = exc.exit_code
+        return exc.exit_code
     finally:
-        try:
-            if current_mode() != original_mode:
-                switch_mode(original_mode)
-        except (LabError, OSError) as exc:
-            print(f"experiment: could not restore routing mode {original_mode}: {exc}", file=sys.stderr)
-    return finish(run_dir, scenarios, status)
+        restore_mode(original_mode)
+    return 0
+
+
+def run_step(run: RunPlan, step: Step, progress: Progress, timeline: Timeline, scenarios: list[dict],
+             capacity_rps: float | None) -> None:
+    """One scenario from the same, whole stack as every other: its mode, every node reachable, then after it
+    every service healthy and the stores whole again for the next one."""
+    if current_mode() != step.mode:
+        switch_mode(step.mode)
+    if progress.done:
+        wait_balanced()
+    scenario = run_scenario(run.out, step, run, progress, timeline, scenarios, capacity_rps)
+    (run.out / "scenarios.json").write_text(json.dumps(scenarios, indent=2))
+    summarize(analysis.scenario_rows(record.read(run.out / "raw" / scenario["id"] / "requests.csv"), scenario))
+    progress.done += 1
+    if progress.done < progress.total:
+        wait_healthy(*SERVICES)
+        wait_stores_whole(progress.say)
+
+
+def restore_mode(original_mode: str) -> None:
+    try:
+        if current_mode() != original_mode:
+            switch_mode(original_mode)
+    except (LabError, OSError) as exc:
+        print(f"experiment: could not restore routing mode {original_mode}: {exc}", file=sys.stderr)
 
 
 def finish(run_dir: Path, scenarios: list[dict], status: int) -> int:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loadtest.faults.compose import LAB_URL, ROOT
+from loadtest.lab import LAB_URL, ROOT
 
 
 def start(folder: Path, users: int, run_time_s: float, strategies: str = "", *extra: str,

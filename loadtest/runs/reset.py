@@ -8,29 +8,26 @@ reaching every node again (it learns that a node is back only from requests). Se
 from __future__ import annotations
 
 import sys
-from types import SimpleNamespace
 
-from loadtest.faults.chaos import wait_healthy
-from loadtest.faults.compose import SERVICES, LabError, compose, current_mode, require_docker, switch_mode
-from loadtest.runs.experiment import wait_balanced, wait_stores_whole
-
-MODE = "round-robin"  # the stack's default (LB_MODE in docker-compose.yml)
+from loadtest.faults.docker import compose, current_mode, require_docker, switch_mode
+from loadtest.faults.readiness import wait_balanced, wait_healthy, wait_stores_whole
+from loadtest.lab import BALANCER, DEFAULT_MODE, SERVICES, LabError
 
 
 def main() -> int:
     try:
         require_docker()
         # --no-deps: the one-shot cluster-init formed the Cluster once; the nodes keep it in their config.
-        compose("up", "-d", "--no-deps", "--wait", "--wait-timeout", "120", "lb", *SERVICES, timeout=300)
-        wait_healthy("lb", *SERVICES)
-        wait_stores_whole(SimpleNamespace(say=lambda message: print(message, file=sys.stderr)))
-        if current_mode() != MODE:
-            switch_mode(MODE)
+        compose("up", "-d", "--no-deps", "--wait", "--wait-timeout", "120", BALANCER, *SERVICES, timeout=300)
+        wait_healthy(BALANCER, *SERVICES)
+        wait_stores_whole(lambda message: print(message, file=sys.stderr))
+        if current_mode() != DEFAULT_MODE:
+            switch_mode(DEFAULT_MODE)
         wait_balanced()
     except LabError as exc:
         print(f"reset: {exc}", file=sys.stderr)
         return exc.exit_code
-    print(f"lab reset: every service healthy, the stores whole, {MODE} routing")
+    print(f"lab reset: every service healthy, the stores whole, {DEFAULT_MODE} routing")
     return 0
 
 

@@ -8,12 +8,9 @@ memory (docker stats) and Redis' key count and used memory are sampled. Results 
 samples.csv (t, series, value; an empty value is a failed sample), Locust's requests.csv, locust*.csv and
 locust.log, and the verdict in soak.json, soak.md and soak.png.
 
-The growth rule (judge): samples before --warmup are ignored (pools, caches and Python's allocator fill up
-first); the rest is split into thirds by time. A series keeps growing when the median of the last third
-exceeds the median of the first third by more than max(relative tolerance x first-third median, absolute
-floor), AND the middle third's median is above the first third's by more than MIDDLE_SHARE of that allowance:
-growth that goes on, not one step up followed by a plateau. Medians, so one burst or GC pause decides nothing.
-Fewer than MIN_SAMPLES samples after warm-up is "too short" to judge.
+The growth rule (judge, and RULE below, which soak.json and soak.md quote): samples before --warmup are
+ignored; the rest is split into thirds by time, and a series keeps growing when the last third's median
+clears the first third's by more than an allowance, and the middle third's is on its way there.
 
 Exit 0 when every series holds, 1 when one keeps growing, 2 on bad input or a run too short to judge, 130 on
 Ctrl-C (what was gathered is still written and judged).
@@ -37,12 +34,10 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from loadtest.faults.docker import compose, current_mode, docker, require_stack, states, switch_mode  # noqa: E402
+from loadtest.lab import LAB_URL, MODES, ROOT, LabError  # noqa: E402
 from loadtest.runs import locust_run  # noqa: E402
-from loadtest.faults.compose import LAB_URL, ROOT, LabError, compose, current_mode, docker, require_stack  # noqa: E402
-from loadtest.faults.compose import states, switch_mode  # noqa: E402
 
-# The same discovery as experiment.MODES, without importing the experiment (and the app package with it).
-MODES = sorted(p.stem for p in (ROOT / "loadbalancer" / "modes").glob("*.conf"))
 MIB = 1024**2
 UNITS = {"b": 1, "kib": 1024, "mib": MIB, "gib": 1024**3, "tib": 1024**4,  # docker prints binary units,
          "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}        # or decimal ones (kB, MB) for some
@@ -65,6 +60,14 @@ MIN_SAMPLES = 6  # two per third, so no third's median is a single sample
 # Steady growth puts the middle third about halfway (1/2 of the growth); a bare "above" would let noise decide
 # for a late step, so the middle must clear a quarter of the allowance.
 MIDDLE_SHARE = 0.25
+RULE = (
+    "samples before --warmup are ignored (pools, caches and Python's allocator fill up first); the rest is split "
+    "into thirds by time. A series keeps growing when the median of the last third exceeds the median of the "
+    "first third by more than max(relative tolerance x first-third median, absolute floor), AND the middle "
+    f"third's median is above the first third's by more than {MIDDLE_SHARE:.0%} of that allowance: growth that "
+    "goes on, not one step up followed by a plateau. Medians, so one burst or GC pause decides nothing. Fewer "
+    f'than {MIN_SAMPLES} samples after warm-up is "too short" to judge.'
+)
 
 
 def tolerance(series: str) -> Tolerance:
@@ -99,7 +102,7 @@ def info_field(info: str, field: str) -> float:
 
 
 def judge(points: list[tuple[float, float | None]], warmup_s: float, tol: Tolerance) -> dict:
-    """The growth rule of the module docstring, for one series of (seconds since load start, value or None)."""
+    """The growth rule (RULE), for one series of (seconds since load start, value or None)."""
     after = sorted((t, v) for t, v in points if t >= warmup_s and v is not None)
     result = {"samples": len(after), "missing": sum(1 for t, v in points if t >= warmup_s and v is None),
               "unit": "keys" if tol.unit == "keys" else "bytes", "relative_tolerance": tol.relative,
@@ -178,14 +181,11 @@ def plot(samples: list[tuple[float, str, float | None]], verdicts: dict[str, dic
 
 def write(out: Path, samples: list, verdicts: dict[str, dict], meta: dict) -> None:
     """soak.json, soak.md and soak.png, all from the samples (which samples.csv holds too)."""
-    # The docstring's paragraph, with the constants filled in: one text of the rule, not two.
-    rule = __doc__.split("\n\n")[3].replace("\n", " ").split(": ", 1)[1]
-    rule = rule.replace("MIDDLE_SHARE", f"{MIDDLE_SHARE:.0%}").replace("MIN_SAMPLES", str(MIN_SAMPLES))
-    (out / "soak.json").write_text(json.dumps({**meta, "rule": rule, "min_samples": MIN_SAMPLES,
+    (out / "soak.json").write_text(json.dumps({**meta, "rule": RULE, "min_samples": MIN_SAMPLES,
                                                "series": verdicts}, indent=2))
     (out / "soak.md").write_text(f"# Soak: {meta['duration_s']:g} s, warm-up {meta['warmup_s']:g} s\n\n"
                                  f"{markdown(verdicts)}\nGrowth: the last third's median minus the first third's. "
-                                 f"Rule: {rule}\n")
+                                 f"Rule: {RULE}\n")
     plot(samples, verdicts, meta["warmup_s"], out / "soak.png")
 
 

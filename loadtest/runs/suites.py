@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-STORE_FAULT_MODE = "round-robin"
-REPLICATION_FAULT_MODE = "sticky"
-LOAD_FAULT_MODE = "round-robin"
+from loadtest.lab import DEFAULT_MODE, REPLICA_ROUTING
+
+STORE_FAULT_MODE = DEFAULT_MODE
+REPLICATION_FAULT_MODE = REPLICA_ROUTING
+LOAD_FAULT_MODE = DEFAULT_MODE
 
 
 @dataclass(frozen=True)

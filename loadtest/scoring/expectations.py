@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from loadtest.faults.compose import APP_NODES
-from loadtest.faults.store_roles import HA_STORES, store_of
+from loadtest.lab import APP_NODES, HA_STORES, store_of
 from loadtest.scoring.analysis import fault_name
 
 NODE_DEATHS = ("kill", "stop")

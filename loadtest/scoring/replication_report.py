@@ -10,8 +10,8 @@ from __future__ import annotations
 import html
 import statistics
 
-from loadtest.faults.compose import APP_NODES
-from loadtest.runs.suites import REPLICATION_FAULT_MODE
+from loadtest.lab import APP_NODES
+from loadtest.lab import REPLICA_ROUTING as REPLICATION_FAULT_MODE
 from loadtest.scoring import tables
 
 COLUMNS = [

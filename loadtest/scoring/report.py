@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from loadtest.faults.store_roles import HA_STORES, store_of  # noqa: E402
+from loadtest.lab import HA_STORES, store_of  # noqa: E402
 from loadtest.scoring import analysis, expectations, replication_report, saturation_report  # noqa: E402
 from loadtest.scoring import verdict as glance  # `verdict` below: the hypotheses' results
 from loadtest.users import record  # noqa: E402

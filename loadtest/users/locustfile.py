@@ -34,7 +34,7 @@ from pathlib import Path
 from locust import FastHttpUser, constant_pacing, events, task
 from redis.crc import key_slot
 
-from loadtest.faults.compose import as_proxy
+from loadtest.lab import as_proxy
 from loadtest.users.oracle import (
     ERROR, FOREIGN, OK, OUTCOMES, REVOCATION_BOUND, SESSION_LOST, Expectation, Verdict,
 )

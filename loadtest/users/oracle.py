@@ -41,7 +41,6 @@ class Expectation:
     keeps_state: bool = True
     acked: list[str] = field(default_factory=list)
     uncertain: set[str] = field(default_factory=set)
-    version: int = 0
 
     def login(self, status: int, body: dict | None) -> Verdict:
         if status == 200 and isinstance(body, dict):
@@ -98,7 +97,6 @@ class Expectation:
         # The server's cart is the truth from here on, so one loss is counted once, not on every read.
         self.uncertain -= present
         self.acked = list(items)
-        self.version = int(body.get("version", self.version))
         if missing:
             return Verdict(WRITES_LOST, lost_items=len(missing), detail=f"missing {missing[:3]!r}")
         return Verdict(OK)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from loadtest.faults.compose import CLUSTER, SENTINEL_DATA, SENTINELS
+from loadtest.lab import CLUSTER, SENTINEL_DATA, SENTINELS
 from tests.conftest import require
 from tests.session_client import Reply, SessionClient
 

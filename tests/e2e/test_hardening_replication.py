@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from loadtest.faults.compose import buddy
+from loadtest.lab import buddy
 from tests.e2e.test_replication import make
 
 STRATEGY = "replicated"

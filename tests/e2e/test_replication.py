@@ -8,7 +8,7 @@ import subprocess
 
 import requests
 
-from loadtest.faults.compose import buddy
+from loadtest.lab import buddy
 from session_lab.replication.channel import SIGNATURE, sign
 from tests.e2e.conftest import ROOT
 

@@ -42,8 +42,17 @@ class Node:
     def kill(self) -> None:
         """SIGKILL to master and worker: the node dies at once, nothing flushed (as `docker kill`)."""
         if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGCONT)  # a paused node too
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
+
+    def pause(self) -> None:
+        """SIGSTOP to master and worker: frozen, connections accepted by the kernel, nothing answered (as
+        `docker pause`, the cgroup freezer)."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.killpg(self.process.pid, signal.SIGCONT)
 
     def stop(self) -> None:
         """SIGTERM: gunicorn's graceful stop."""

@@ -172,6 +172,42 @@ def test_a_logout_on_a_node_back_empty_ends_the_session_its_buddy_adopted(ring):
         assert cart(ring[node], SYNC, cookie)[0] == 401, node
 
 
+@pytest.mark.parametrize("strategy", [SYNC, ASYNC])
+def test_a_thawed_owner_lets_in_no_session_logged_out_on_its_buddy_during_the_freeze(ring, strategy):
+    """Seen in the full experiment (ip-hash, pause app2): the user moved to the buddy, logged out there, and
+    the old cookie, back on the thawed owner at once, was let in by the owner's stale version."""
+    cookie = login(ring["app1"], strategy, "ida")
+    add(ring["app1"], strategy, cookie, "tea")
+    wait_until(copied(ring["app2"], strategy, 1), "app2 holds the copy", 5)
+    ring["app1"].pause()
+    try:
+        assert cart(ring["app2"], strategy, cookie)[0] == 200  # app1 does not answer: app2 adopts
+        add(ring["app2"], strategy, cookie, "jam")
+        assert ring["app2"].request("POST", f"/api/{strategy}/logout", {}, cookie=cookie)[0] == 200
+    finally:
+        ring["app1"].resume()
+
+    status, body = cart(ring["app1"], strategy, cookie)  # the first request the thawed owner serves
+    assert status == 401, body
+    assert ring["app1"].report(strategy)["woke_up"] >= 1
+
+
+@pytest.mark.parametrize("strategy", [SYNC, ASYNC])
+def test_a_thawed_owner_serves_the_cart_its_buddy_changed_during_the_freeze(ring, strategy):
+    cookie = login(ring["app1"], strategy, "jon")
+    add(ring["app1"], strategy, cookie, "tea")
+    wait_until(copied(ring["app2"], strategy, 1), "app2 holds the copy", 5)
+    ring["app1"].pause()
+    try:
+        add(ring["app2"], strategy, cookie, "jam")  # app2 adopts, and the cart moves on there
+    finally:
+        ring["app1"].resume()
+
+    status, body = cart(ring["app1"], strategy, cookie)  # back on the owner at once: not its stale ["tea"]
+    assert status == 200 and body["items"] == ["tea", "jam"], body
+    assert ring["app1"].report(strategy)["taken_back"] == 1
+
+
 def test_only_the_buddy_may_end_a_session_through_the_channel(ring):
     cookie = login(ring["app1"], SYNC, "ian")
     sid = cookie.split("=", 1)[1]

@@ -21,6 +21,10 @@ The rules, each for a failure the experiment provokes:
   expiry (SESSION_REFRESH_AFTER) and every session its store evicts (expired, or beyond the cap): a copy is
   adopted only within the idle and the absolute lifetime, so a session that expired on its owner never comes
   back through its copy.
+- A node that was frozen (paused) asks its buddy, before it serves again, which of its sessions the buddy
+  adopted and changed or ended meanwhile, and drops its own stale versions (replication/wakeup.py): a user
+  who logged out on the buddy during the freeze is not let in again by the thawed owner, however soon the
+  user comes back to it.
 - A copy always fits one channel message: a session that could not (only possible when MAX_CART_ITEMS or
   MAX_ITEM_LENGTH are raised far beyond their defaults, see copy_bytes_bound) is refused at the login or the
   add with a 413, before anything is acknowledged.
@@ -44,6 +48,7 @@ from ..limits import IDEMPOTENCY_KEY_MAX_CHARS
 from ..replication.channel import MAX_CHAR_BYTES, MAX_COPY_BYTES, Peer, PeerUnreachable, ReplayGuard, Sender, encode
 from ..replication.link import BuddyLink
 from ..replication.ring import Ring
+from ..replication.wakeup import WakeUp
 from ..traits import Traits, Transport
 from ._client_budget import ClientLedger, session_bytes
 from .base import Session, looks_like_session_id, new_session_id
@@ -123,6 +128,11 @@ class Replicated(MemoryStrategy):
         self._next_copy_sweep = 0.0
         self._tombstones: OrderedDict[str, float] = OrderedDict()
         self._adopted_from: dict[str, tuple[str, int]] = {}  # sid -> (former owner, version when adopted)
+        # Sessions adopted from the ward and ended here since: sid -> (former owner, when to forget it). The
+        # ward may still hold its own version (it was frozen, not dead) and must learn they are over.
+        self._ended_adopted: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        # The buddy adopts after WARD_TIMEOUT without an answer, so a freeze that short must be noticed.
+        self.wakeup = WakeUp(frozen_after=0.8 * WARD_TIMEOUT)
         self.counters: Counter[str] = Counter()
         self._ward_answered = float("-inf")  # when the ward last answered a hello of ours
         self._ward_lock = threading.Lock()
@@ -137,10 +147,16 @@ class Replicated(MemoryStrategy):
     def start(self) -> None:
         if self.link:
             self.link.start()
+            self.wakeup.start()
+
+    def current(self, request: Request) -> Session:
+        self._catch_up_if_woken()
+        return super().current(request)
 
     def channel_handlers(self) -> dict[str, Callable[[dict], dict]]:
         """The verbs the channel (replication/channel.py) accepts for this strategy."""
-        return {"hello": self.on_hello, "copy": self.on_copy, "handback": self.on_handback, "logout": self.on_logout}
+        return {"hello": self.on_hello, "copy": self.on_copy, "handback": self.on_handback, "logout": self.on_logout,
+                "adopted": self.on_adopted}
 
     # -- the memory store's hooks ------------------------------------------------------------------------
 
@@ -160,7 +176,7 @@ class Replicated(MemoryStrategy):
 
     def _ended(self, sid: str) -> None:
         with self._lock:
-            self._adopted_from.pop(sid, None)
+            self._forget_adopted(sid)
         if self.link:
             self.link.send(ended=[sid], now=True)  # a logout queued when the node dies would come back to life
 
@@ -171,7 +187,7 @@ class Replicated(MemoryStrategy):
             return
         with self._lock:
             for sid in sids:
-                self._adopted_from.pop(sid, None)
+                self._forget_adopted(sid)
         self.counters["evictions_copied"] += len(sids)
         if self.link:
             self.link.send(ended=sids)
@@ -194,6 +210,7 @@ class Replicated(MemoryStrategy):
         """False when this node holds neither the session nor its copy, and its buddy did not adopt it from this
         node: then it has expired, or lives on elsewhere (in the lab's ring of three, on this node's buddy, with
         its copy on this node's ward). The logout is not forwarded: a session id does not name its owner."""
+        self._catch_up_if_woken()
         sid = request.cookies.get(self.session_cookie)
         ended_copy = False
         if sid and looks_like_session_id(sid):
@@ -354,7 +371,8 @@ class Replicated(MemoryStrategy):
         if sid in self._entries:
             return self._owned_here(snapshot, origin)
         if sid in self._tombstones:
-            return None  # ended already
+            # Ended already; when this node had adopted it from the sender, the sender's version is stale.
+            return sid if self._ended_adopted.get(sid, ("",))[0] == origin else None
         held = (staging.copies if staging else self._copies)
         copy = Copy(snapshot, origin, self._tick)
         if sid in held and not copy.newer_than(held[sid]):
@@ -410,10 +428,48 @@ class Replicated(MemoryStrategy):
         with self._lock:
             ended = isinstance(sid, str) and self._release(sid) is not None
             if ended:
-                self._adopted_from.pop(sid, None)
+                self._forget_adopted(sid)
         if ended:
             self.counters["logged_out_by_buddy"] += 1
         return {"ended": ended}
+
+    def on_adopted(self, payload: dict) -> dict:
+        """Our ward woke up from a freeze: the sessions of its that this node adopted and changed since, or
+        ended. Its own versions of them are stale (those adopted and untouched it may keep: _owned_here)."""
+        origin = payload["from"]
+        with self._lock:
+            changed = [sid for sid, (former, version) in self._adopted_from.items()
+                       if former == origin and sid in self._entries and self._entries[sid].session.version != version]
+            ended = [sid for sid, (former, _) in self._ended_adopted.items() if former == origin]
+        return {"stale": changed + ended}
+
+    def _catch_up_if_woken(self) -> None:
+        """Before serving after a freeze: drop this node's versions its buddy has overtaken meanwhile."""
+        if self.link is None or not self.wakeup.woke_up():
+            return
+        with self._ward_lock:  # one question per thaw, whichever request comes first
+            if not self.wakeup.woke_up():
+                return
+            try:
+                answer = self.link.peer.call("adopted", {}, self.settings.replication_timeout)
+            except PeerUnreachable:
+                answer = {}  # a buddy that does not answer adopted nothing it can serve either
+            stale = [sid for sid in answer.get("stale", ()) if isinstance(sid, str)]
+            self._drop(stale)
+            self.wakeup.settled()
+        self.counters["woke_up"] += 1
+        if stale:
+            log.warning("%s: woke up from a freeze; %d of its sessions were overtaken on its buddy: dropped",
+                        self.name, len(stale))
+
+    def _forget_adopted(self, sid: str) -> None:
+        """`sid` ended here (the lock held): if it was adopted, remember from whom until no copy is in flight."""
+        former = self._adopted_from.pop(sid, None)
+        if former is not None:
+            now = self.clock()
+            self._ended_adopted[sid] = (former[0], now + TOMBSTONE_SECONDS)
+            self._ended_adopted.move_to_end(sid)
+            self._bury(sid, now)
 
     def on_handback(self, payload: dict) -> dict:
         sid = payload.get("sid")
@@ -422,6 +478,7 @@ class Replicated(MemoryStrategy):
             if former != payload["from"] or sid not in self._entries:
                 return {"session": None}
             snapshot = self._snapshot(self._release(sid))
+            del self._adopted_from[sid]  # handed back, not ended: _ended below must not bury it
         self.counters["handed_back"] += 1
         self._ended(sid)  # our buddy's copy of it is stale now; the asker copies it to us afresh
         return {"session": snapshot}
@@ -505,6 +562,9 @@ class Replicated(MemoryStrategy):
         while self._tombstones and (next(iter(self._tombstones.values())) <= now
                                     or len(self._tombstones) > self.settings.memory_max_sessions):
             self._tombstones.popitem(last=False)
+        while self._ended_adopted and (next(iter(self._ended_adopted.values()))[1] <= now
+                                       or len(self._ended_adopted) > self.settings.memory_max_sessions):
+            self._ended_adopted.popitem(last=False)
 
 
 def _client_of(snapshot: dict) -> str:
