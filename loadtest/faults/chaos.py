@@ -5,8 +5,9 @@
 
 Targets: a service (app1-3, redis, a Sentinel or Cluster container), a store role resolved when the
 fault fires (loadtest/faults/store_roles.py): sentinel-primary, sentinel-replica, sentinel-quorum,
-cluster-master, cluster-shard; or a group of app nodes: node-and-buddy (a random node and the next one in
-the ring, which holds its replicated sessions: both at once), app-nodes (all). `random` picks an app node.
+cluster-master, cluster-shard; or a group of app nodes: node-and-buddy (the node that owns the most replicated
+sessions, or a random one with --seed, and the next one in the ring, which holds their copies: both at once),
+app-nodes (all). `random` picks an app node.
 
 Faults:
     kill        SIGKILL: the process dies at once, mid-request          recover: start it again
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loadtest.faults import store_roles
-from loadtest.faults.docker import compose, container_id, docker, require_docker, require_stack
+from loadtest.faults.docker import compose, container_id, docker, node_get, require_docker, require_stack
 from loadtest.faults.readiness import wait_healthy, wait_replicated
 from loadtest.lab import APP_NODES, ROLES, SERVICES, LabError, buddy
 
@@ -41,13 +42,30 @@ FAULTS = ("kill", "stop", "pause", "disconnect", "restart", "redeploy")
 NODE_GROUPS = ("node-and-buddy", "app-nodes")
 TARGETS = SERVICES + tuple(ROLES) + NODE_GROUPS
 SELF_RECOVERING = ("restart", "redeploy")
+CLIENT_FACING = ("_edge", "_front")  # docker-compose.yml's networks a node's clients reach it through
 
 
 def networks(cid: str) -> dict[str, str]:
-    """The networks a container is on, each with its address (a node is on two: front and back)."""
+    """The networks a container is on, each with its address (a node is on two: front and back), the ones
+    facing its clients first. Cut in this order (and joined again in the reverse), a node is never reachable
+    through the balancer while it cannot reach its stores: the full experiment saw app2, its back network cut
+    and its front not yet, acknowledge a jwt logout it could not publish."""
     fmt = "{{range $name, $net := .NetworkSettings.Networks}}{{$name}} {{$net.IPAddress}}\n{{end}}"
     lines = docker("inspect", "-f", fmt, cid).stdout.split("\n")
-    return dict(line.split(" ", 1) for line in lines if line.strip())
+    found = dict(line.split(" ", 1) for line in lines if line.strip())
+    return dict(sorted(found.items(), key=lambda item: not item[0].endswith(CLIENT_FACING)))
+
+
+def busiest_owner() -> str:
+    """The app node that owns the most sessions of every node-replica strategy (the fewest among them
+    counts), so that killing it and its buddy has users to show: the full experiment once picked a node with
+    no replicated user at all."""
+    owned = {}
+    for node in APP_NODES:
+        details = node_get(node, "/readyz").get("details", {})
+        counts = [d.get("owned", 0) for d in details.values() if isinstance(d, dict) and "buddy" in d]
+        owned[node] = min(counts, default=0)
+    return max(APP_NODES, key=lambda node: owned[node])
 
 
 @dataclass
@@ -65,7 +83,7 @@ class Fault:
     def resolve(self) -> list[str]:
         if not self.services:
             if self.target == "node-and-buddy":
-                first = random.Random(self.seed).choice(APP_NODES)
+                first = random.Random(self.seed).choice(APP_NODES) if self.seed is not None else busiest_owner()
                 self.services = [first, buddy(first)]  # the order matters: the first one's copies die with the second
             elif self.target == "app-nodes":
                 self.services = list(APP_NODES)
@@ -113,7 +131,7 @@ class Fault:
             compose("unpause", *services)
         elif self.fault == "disconnect":
             for service in services:
-                for network, ip in self.addresses.get(service, {}).items():
+                for network, ip in reversed(self.addresses.get(service, {}).items()):  # stores first
                     args = ["network", "connect", "--alias", service, *(["--ip", ip] if ip else [])]
                     docker(*args, network, container_id(service))
         wait_healthy(*services)

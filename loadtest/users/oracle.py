@@ -41,6 +41,9 @@ class Expectation:
     keeps_state: bool = True
     acked: list[str] = field(default_factory=list)
     uncertain: set[str] = field(default_factory=set)
+    # Acknowledged items an answer later lacked: this user's own, so one that shows up again (a node with an
+    # older or a newer version of the session answered) is no stranger's.
+    rolled_back: set[str] = field(default_factory=set)
 
     def login(self, status: int, body: dict | None) -> Verdict:
         if status == 200 and isinstance(body, dict):
@@ -84,7 +87,7 @@ class Expectation:
             return Verdict(OK)
         if body.get("user") != self.user:
             return Verdict(FOREIGN, detail=f"session of {body.get('user')!r}")
-        known = set(self.acked) | self.uncertain | ({item} if item else set())
+        known = set(self.acked) | self.uncertain | self.rolled_back | ({item} if item else set())
         strangers = [i for i in items if i not in known]
         if strangers:
             return Verdict(FOREIGN, detail=f"items never added by this user: {strangers[:3]!r}")
@@ -97,6 +100,7 @@ class Expectation:
         # The server's cart is the truth from here on, so one loss is counted once, not on every read.
         self.uncertain -= present
         self.acked = list(items)
+        self.rolled_back.update(missing)
         if missing:
             return Verdict(WRITES_LOST, lost_items=len(missing), detail=f"missing {missing[:3]!r}")
         return Verdict(OK)

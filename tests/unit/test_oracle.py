@@ -42,6 +42,15 @@ def test_another_users_items_or_name_are_foreign():
     assert Expectation("alice").login(200, cart("alice", ["left-over"])).outcome == FOREIGN
 
 
+def test_own_items_back_after_a_rollback_are_no_stranger_s():
+    """Seen in the stores suite (replicated-async, round-robin): two nodes each held a version of the session,
+    the user's reads alternated between them; the items one lacked were hers, not another user's."""
+    e = alice_with("a", "b")
+    assert e.read(200, cart("alice", ["a"])).outcome == WRITES_LOST  # the older version
+    assert e.read(200, cart("alice", ["a", "b"])).outcome == OK  # the newer one: her own "b" again
+    assert e.read(200, cart("alice", ["a", "b", "mallory-1"])).outcome == FOREIGN  # a stranger's, still
+
+
 def test_an_add_that_errored_may_or_may_not_have_landed():
     e = alice_with("a")
     assert e.add(504, {"error": "gateway_timeout"}, "b").outcome == ERROR
