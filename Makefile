@@ -29,7 +29,7 @@ include offline-images/offline.env
 export PYTHON_IMAGE NGINX_IMAGE REDIS_IMAGE
 endif
 
-.PHONY: help env up down logs ps reset lb offline-images venv test test-guide test-unit test-integration test-e2e bench \
+.PHONY: help env up down logs ps reset lb offline-images venv lint test test-guide test-unit test-integration test-e2e bench \
 	load load-ui chaos kill-node experiment soak rotate-jwt-key
 
 help: ## Show this help
@@ -96,13 +96,19 @@ offline-images: ## Build local stand-ins for the python, nginx and redis images 
 
 venv: $(VENV)/.installed ## Create the Python virtualenv for tests and load tools
 
-$(VENV)/.installed: requirements-dev.txt services/app/requirements.txt
+# The app (services/app) and the load tools (loadtest/) installed as editable packages: the tests, Locust and the
+# scripts import them from the venv, from any directory, with no sys.path edits.
+$(VENV)/.installed: requirements-dev.txt services/app/requirements.txt services/app/pyproject.toml pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet -e services/app -e .
 	@touch $@
 
-test: venv ## Run every test: the workshop guide's labs, unit, integration (real Redis) and e2e (the compose stack)
+lint: venv ## The linter (ruff; rules in pyproject.toml): pyflakes, style, import order, complexity
+	$(VENV)/bin/ruff check .
+
+test: venv lint ## Run every test: the linter, then the workshop guide's labs, unit, integration (real Redis) and e2e (the compose stack)
 	$(VENV)/bin/pytest
 
 test-guide: venv ## Run the workshop guide's commands against the lab's stack on port 8080, as a learner would

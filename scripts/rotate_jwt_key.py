@@ -21,11 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from loadtest.faults.docker import compose, require_docker  # noqa: E402
-from loadtest.lab import LabError, env_file  # noqa: E402
+from loadtest.faults.docker import compose, require_docker
+from loadtest.lab import LabError, env_file
 
 ROLE_LABEL = "session-lab.role"
 # nginx marks a restarted node failed for fail_timeout (5 s, loadbalancer/render-mode.sh) after its first

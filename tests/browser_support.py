@@ -127,7 +127,8 @@ class DemoPage:
         return self.tab.get_by_test_id(testid)
 
     def open(self, strategy: str | None = None, projector: bool = False) -> DemoPage:
-        query = "&".join(p for p in (f"strategy={strategy}" if strategy else "", "projector=1" if projector else "") if p)
+        wanted = (f"strategy={strategy}" if strategy else "", "projector=1" if projector else "")
+        query = "&".join(p for p in wanted if p)
         with self.tab.expect_response(lambda r: re.search(r"/api/[^/]+/(cart|login)$", r.url) is not None):
             self.tab.goto(f"{self.url}/{'?' + query if query else ''}")
         self.expect(self.by("timeline-entry").first).to_be_visible()

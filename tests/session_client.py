@@ -1,8 +1,8 @@
 """A test client that carries each strategy's credential the way a real client would.
 
 Used by the integration tests (Flask's test client) and the e2e tests (HTTP through nginx): both hand it a
-`send(method, path, headers=, json=)` function with its own cookie jar, as a browser would have. It checks the rules every response must follow: never a
-500, always a JSON body, always the serving node's name.
+`send(method, path, headers=, json=)` function with its own cookie jar, as a browser would have. It checks the
+rules every response must follow: never a 500, always a JSON body, always the serving node's name.
 """
 
 from __future__ import annotations

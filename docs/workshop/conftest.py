@@ -75,8 +75,8 @@ def pytest_runtest_makereport(item, call):
         if isinstance(error, subprocess.CalledProcessError):  # the plugin shows only the exit status
             out = (error.stdout or b"").decode(errors="replace")[-3000:]
             err = (error.stderr or b"").decode(errors="replace")[-3000:]
-            report.longrepr = (f"{item.path.name}, {item.name}: exit status {error.returncode}\n```\n{item.obj.code}```\n"
-                               f"stdout:\n{out}\nstderr:\n{err}")
+            report.longrepr = (f"{item.path.name}, {item.name}: exit status {error.returncode}\n"
+                               f"```\n{item.obj.code}```\nstdout:\n{out}\nstderr:\n{err}")
     return report
 
 

@@ -27,7 +27,17 @@ from pathlib import Path
 
 from loadtest.bench import growth, race, summary, wrk
 from loadtest.bench.rounds import (
-    ADDS_PER_SESSION, BALANCER, CART_ITEMS, CONNECTIONS, ITEM_LENGTH, READ, SPREAD, STICKY, THREADS, WRITE, Bench,
+    ADDS_PER_SESSION,
+    BALANCER,
+    CART_ITEMS,
+    CONNECTIONS,
+    ITEM_LENGTH,
+    READ,
+    SPREAD,
+    STICKY,
+    THREADS,
+    WRITE,
+    Bench,
 )
 from loadtest.faults.docker import current_mode, require_stack, strategies, switch_mode
 from loadtest.faults.readiness import NODE_CPUS

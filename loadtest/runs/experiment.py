@@ -33,9 +33,7 @@ from loadtest.runs import locust_run
 from loadtest.runs.suites import LOAD_FAULT_MODE, REPLICATION_FAULT_MODE, SUITES, Schedule, Step, plan
 from loadtest.scoring import analysis, report
 from loadtest.users import record
-
-sys.path.insert(0, str(ROOT / "services" / "app"))
-from session_lab import strategies as registry  # noqa: E402
+from session_lab import strategies as registry
 
 # Under load, each user sends a request every LOAD_PACING s, so users = rate x LOAD_PACING; they start
 # LOAD_SPAWN_RATE a second, below the balancer's 50 logins a second per address (loadbalancer/nginx.conf).

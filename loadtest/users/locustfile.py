@@ -34,15 +34,19 @@ from pathlib import Path
 from locust import FastHttpUser, constant_pacing, events, task
 from redis.crc import key_slot
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT), str(ROOT / "services" / "app")]
-
-from loadtest.lab import as_proxy  # noqa: E402
-from loadtest.users.oracle import (  # noqa: E402
-    ERROR, FOREIGN, OK, OUTCOMES, REVOCATION_BOUND, SESSION_LOST, Expectation, Verdict,
+from loadtest.lab import as_proxy
+from loadtest.users.oracle import (
+    ERROR,
+    FOREIGN,
+    OK,
+    OUTCOMES,
+    REVOCATION_BOUND,
+    SESSION_LOST,
+    Expectation,
+    Verdict,
 )
-from loadtest.users.record import Recorder  # noqa: E402
-from session_lab import strategies as registry  # noqa: E402
+from loadtest.users.record import Recorder
+from session_lab import strategies as registry
 
 RECORDER = Recorder()
 PACING = float(os.environ.get("LOADTEST_PACING", "0.2"))

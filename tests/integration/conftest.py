@@ -12,11 +12,9 @@ import pytest
 import redis
 
 from session_lab.config import STORE_USERS
-
 from tests.conftest import require
-from tests.integration.balancer import NODE_NAMES, Node
-
 from tests.integration import acl
+from tests.integration.balancer import NODE_NAMES, Node
 
 
 def free_port() -> int:

@@ -16,10 +16,10 @@ from pathlib import Path
 from session_lab import strategies
 from session_lab.strategies._redis_cart import keys_of
 from tests.conftest import require
+from tests.integration import acl
 from tests.integration.app_nodes import Ring
 from tests.integration.balancer import Balancer
 from tests.integration.conftest import free_port
-from tests.integration import acl
 from tests.integration.topologies import ClusterGroup, Node, SentinelGroup, wait_until
 from tests.session_client import Reply, SessionClient
 

@@ -19,10 +19,22 @@ import subprocess
 import pytest
 
 from session_lab.limits import CREDENTIAL_MAX_BYTES, RESPONSE_HEADERS_MAX
-from tests.integration import acl
 from tests.conftest import require
-from tests.integration.balancer import (LB, MODES, NODE_NAMES, PROXY_SECRET, Answer, Balancer, Node, Reply, directive,
-                                        malformed_answer, nginx_size, render_mode)
+from tests.integration import acl
+from tests.integration.balancer import (
+    LB,
+    MODES,
+    NODE_NAMES,
+    PROXY_SECRET,
+    Answer,
+    Balancer,
+    Node,
+    Reply,
+    directive,
+    malformed_answer,
+    nginx_size,
+    render_mode,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -97,7 +97,8 @@ def test_a_value_planted_under_the_prefix_runs_nothing_and_is_a_401(app, redis_s
              "msgpack list": msgspec.msgpack.encode([1, 2]),
              "msgpack dict of another shape": msgspec.msgpack.encode({"user": "mallory"}),
              "json with a non-text item": msgspec.json.encode({"user": "m", "items": [1], "version": 0,
-                                                               "created": clock(), "seen": clock(), "keys": []})}[planted]
+                                                               "created": clock(), "seen": clock(), "keys": []}),
+             }[planted]
     sid = secrets.token_urlsafe(32)  # the shape of a real session id, so the lookup happens
     with redis_server.client_bytes() as admin:
         admin.set(f"fs:{sid}", value)

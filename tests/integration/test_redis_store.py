@@ -101,7 +101,8 @@ def test_logout_deletes_the_session(session_client, store):
 
 
 def test_wrong_password_is_503_not_500(make_settings, redis_server, clock):
-    app = create_app(make_settings(REDIS_PORT=str(redis_server.port), REDIS_CART_PASSWORD="wrong-password"), clock=clock)
+    settings = make_settings(REDIS_PORT=str(redis_server.port), REDIS_CART_PASSWORD="wrong-password")
+    app = create_app(settings, clock=clock)
     reply = app.test_client().post("/api/redis/login", json={"user": "alice"})
     assert reply.status_code == 503 and reply.get_json()["error"] == "store_unavailable"
 

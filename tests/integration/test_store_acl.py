@@ -28,7 +28,8 @@ FORBIDDEN = [
 ON_THE_ONE_REDIS = ["redis-cart", "jwt-revocation", "flask-session"]
 # Another family's keys and channel, with one command each that its owner is granted.
 NOT_THEIRS = {
-    "redis-cart": [("GET", "fs:planted"), ("SET", "fs:planted", "x"), ("ZRANGE", "jwt:{revocations}:denylist", "0", "-1"),
+    "redis-cart": [("GET", "fs:planted"), ("SET", "fs:planted", "x"),
+                   ("ZRANGE", "jwt:{revocations}:denylist", "0", "-1"),
                    ("ZADD", "jwt:{revocations}:denylist", "1", "sid"), ("PUBLISH", "jwt:revoked", "sid 1")],
     "jwt-revocation": [("GET", "fs:planted"), ("HMGET", "sl:{sid}:meta", "user"), ("DEL", "sl:{sid}:meta")],
     "flask-session": [("HMGET", "sl:{sid}:meta", "user"), ("DEL", "sl:{sid}:items"),

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from tests.conftest import require
-from tests.integration.balancer import LB, MODES, NODE_NAMES, Answer, Balancer, Node, Reply
+from tests.integration.balancer import LB, MODES, NODE_NAMES, Answer, Balancer, Reply
 from tests.security_headers import PLAIN_HEADERS, assert_defended
 
 pytestmark = pytest.mark.integration

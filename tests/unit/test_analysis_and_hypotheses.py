@@ -1,9 +1,9 @@
 """Scorecard figures from raw records, and the hypotheses that judge them: built from synthetic records
 whose right answers are known, including runs that must deviate."""
 
-from session_lab import strategies
 from loadtest.scoring import analysis, hypotheses
 from loadtest.scoring.records import Scenario, ScorecardRow
+from session_lab import strategies
 
 CLASSES = {cls.name: cls for cls in strategies.classes()}
 SCENARIO = {"mode": "sticky", "fault": "kill", "target": "app2", "start": 0.0, "inject": 10.0,
@@ -202,7 +202,8 @@ REDEPLOY = {**SCENARIO, "fault": "redeploy", "target": "app-nodes", "services": 
 
 def test_a_redeploy_must_cost_memory_every_nodes_sessions_and_nobody_else_anything():
     records = steady("memory", {"m1": "app1", "m2": "app2"}, until=10)
-    records += [req(10.5, "memory", "m1", "session_lost", "app2", 401), req(14.5, "memory", "m2", "session_lost", "app3", 401)]
+    records += [req(10.5, "memory", "m1", "session_lost", "app2", 401),
+                req(14.5, "memory", "m2", "session_lost", "app3", 401)]
     records += steady("redis", {"r1": "app1"})
     row = rows_for(records, REDEPLOY)["memory"]
     assert row.nodes_with_losses == ["app1", "app2"]

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from session_lab import strategies
 
 from loadtest.bench import cpu, race, run, sessions, spread, summary
 from loadtest.lab import LabError
+from session_lab import strategies
 
 REGISTRY = [{"name": cls.name, "keeps_state": cls.keeps_state, "needs_sticky": cls.needs_sticky}
             for cls in strategies.classes()]

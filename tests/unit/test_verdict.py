@@ -7,10 +7,10 @@ import json
 import matplotlib.image
 import numpy as np
 import pytest
-from session_lab import strategies
 
 from loadtest.scoring import report, verdict
 from loadtest.scoring.records import ScorecardRow
+from session_lab import strategies
 
 CLASSES = {cls.name: cls for cls in strategies.classes()}
 ORDER = list(CLASSES)

@@ -18,7 +18,8 @@ HEADINGS = ["Goal", "Time", "Predict", "Commands", "Expected result", "Question"
 FENCE = re.compile(r"^(\s*)```(\S*)\s*$")
 MARKER = "<!--pytest-codeblocks:expected-output-->"
 # `make` as a command: at a line's start or after a shell separator, options, VAR=value pairs, then the target.
-MAKE_CALL = re.compile(r"(?:^|[\s;&|(`$])make((?:\s+-[A-Za-z-]+)*)((?:\s+[A-Z_]+=\S*)*)\s+([a-z][a-z0-9_-]*)(?=[\s`|;)]|$)")
+MAKE_CALL = re.compile(r"(?:^|[\s;&|(`$])make((?:\s+-[A-Za-z-]+)*)((?:\s+[A-Z_]+=\S*)*)"
+                       r"\s+([a-z][a-z0-9_-]*)(?=[\s`|;)]|$)")
 ALLOWED_HOSTS = {"127.0.0.1", "localhost"}
 
 

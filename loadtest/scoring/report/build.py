@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -18,10 +17,7 @@ from loadtest.scoring import analysis, hypotheses, replication_report, saturatio
 from loadtest.scoring import verdict as glance  # the figure at a glance; the hypotheses' results are `checks`
 from loadtest.scoring.records import Scenario, ScorecardRow
 from loadtest.scoring.report import figures, page, text
-
-ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "services" / "app"))
-from session_lab import strategies as registry  # noqa: E402
+from session_lab import strategies as registry
 
 
 @dataclass

@@ -40,7 +40,8 @@ def _json_object() -> dict:
     only text/plain, form-urlencoded or multipart without the page's consent (a JSON Content-Type needs a CORS
     preflight, which this API never grants), so no other site can log a user in, add or log out for them."""
     if not request.is_json:
-        raise ApiError("send a JSON body with Content-Type: application/json", status=415, code="unsupported_media_type")
+        raise ApiError("send a JSON body with Content-Type: application/json", status=415,
+                       code="unsupported_media_type")
     body = request.get_json(silent=True)
     if body is None:
         raise ApiError("the request body is not valid JSON", code="malformed_json")
@@ -139,6 +140,6 @@ def logout(name: str):
                           "on another node (node-local sessions end only where they are held), or have expired",
                           409, logged_out=False, strategy=strategy.name, node=node)
     response = jsonify(logged_out=True, strategy=strategy.name, node=node)
-    strategy.revoke(response)
+    strategy.clear_credential(response)
     return response
 

@@ -19,9 +19,8 @@ these relations, the latter against a real nginx.
 from __future__ import annotations
 
 # RFC 6265 §6.1: browsers keep cookies of at least 4096 bytes, counting name, value and attributes.
-# The credential leaves room for `sl_client=` and the attributes (Path, Max-Age, Expires, HttpOnly,
+# The credential leaves room below that for `sl_client=` and the attributes (Path, Max-Age, Expires, HttpOnly,
 # SameSite, Secure: about 110 bytes).
-COOKIE_LIMIT = 4096
 CREDENTIAL_MAX_BYTES = 3840
 RESPONSE_HEADERS_MAX = 8192
 

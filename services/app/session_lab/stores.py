@@ -18,7 +18,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import (
-    AskError, ClusterDownError, NoScriptError, ReadOnlyError, RedisClusterException, ResponseError, TryAgainError,
+    AskError,
+    ClusterDownError,
+    NoScriptError,
+    ReadOnlyError,
+    RedisClusterException,
+    ResponseError,
+    TryAgainError,
 )
 from redis.retry import Retry
 from redis.sentinel import Sentinel

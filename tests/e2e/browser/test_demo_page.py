@@ -2,8 +2,8 @@
 (tests/integration/browser), with every store the stack runs (Sentinel and Cluster included)."""
 
 import pytest
-from session_lab.strategies import classes
 
+from session_lab.strategies import classes
 from tests import browser_support as scenario
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]

@@ -1,8 +1,8 @@
 """The demo page in Chromium, through the project's nginx in front of three real nodes on loopback."""
 
 import pytest
-from session_lab.strategies import classes
 
+from session_lab.strategies import classes
 from tests import browser_support as scenario
 from tests.integration.browser.conftest import available
 

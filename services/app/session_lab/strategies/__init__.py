@@ -20,7 +20,7 @@ __all__ = ["Session", "Strategy", "classes", "names", "build_all"]
 
 def _concrete(cls: type[Strategy]):
     for sub in cls.__subclasses__():
-        if "name" in vars(sub):
+        if "traits" in vars(sub):  # an abstract family (RedisCart) declares none
             yield sub
         yield from _concrete(sub)
 

@@ -44,12 +44,6 @@ class ClientLedger:
         self._owner: dict[str, str] = {}  # sid -> client
         self.bytes = 0
 
-    def __len__(self) -> int:
-        return len(self._owner)
-
-    def clients(self) -> int:
-        return len(self._clients)
-
     def put(self, sid: str, client: str, size: int) -> None:
         """A session was created, changed or used: it is its client's most recently used, of `size` bytes."""
         self.discard(sid)

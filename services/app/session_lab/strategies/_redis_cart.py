@@ -26,6 +26,7 @@ from .. import deadline, session_format
 from ..breaker import Guard, guards_for
 from ..errors import CartFull, OverBudget, StoreUnavailable, Unauthorized
 from ..stores import RETRYABLE, NotConfirmed, Store
+from ..traits import Traits, Transport
 from ._client_budget import requesting_client
 from .base import Session, Strategy, looks_like_session_id, new_session_id
 
@@ -167,14 +168,20 @@ def keys_of(sid: str) -> list[str]:
     return [f"sl:{{{sid}}}:meta", f"sl:{{{sid}}}:items", f"sl:{{{sid}}}:keys"]
 
 
+def cart_traits(name: str, summary: str, dependencies: tuple[str, ...], **others) -> Traits:
+    """The traits of a strategy keeping its carts in a Redis store: a cookie of its own holds the session id,
+    named after the strategy (sl_redis, sl_sentinel_wait, ...)."""
+    return Traits(name=name, summary=summary, dependencies=dependencies,
+                  transport=Transport(cookie=f"sl_{name.replace('-', '_')}"), **others)
+
+
 class RedisCart(Strategy):
     """A strategy whose sessions live in a Redis store; subclasses name the store and the durability."""
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if "name" in vars(cls):  # each strategy its own cookie, named after it: sl_redis, sl_sentinel_wait, ...
-            cls.session_cookie = f"sl_{cls.name.replace('-', '_')}"
-            cls.credential = f"cookie {cls.session_cookie}"
+        if "traits" in vars(cls):
+            cls.session_cookie = cls.traits.transport.cookie
 
     def __init__(self, settings, store: Store | None = None, **kwargs):
         super().__init__(settings, **kwargs)
@@ -219,9 +226,6 @@ class RedisCart(Strategy):
         if session.refreshed:  # else the cookie the client holds expires with the session's TTL already
             self.set_cookie(response, self.session_cookie, session.sid, self.expires_at(session.created_at))
         return session.sid
-
-    def revoke(self, response: Response) -> None:
-        self.delete_cookie(response, self.session_cookie)
 
     def check_ready(self) -> dict[str, str]:
         with store_errors():

@@ -17,6 +17,7 @@ from flask import Request, Response
 
 from ..config import Settings
 from ..errors import CartFull, Unauthorized
+from ..traits import Traits
 
 
 @dataclass
@@ -36,27 +37,35 @@ class Session:
         return {"user": self.user, "items": list(self.items), "version": self.version}
 
 
+class _Trait:
+    """A strategy's trait read from its `traits`, on the class (`MemoryStrategy.needs_sticky`, as the load test and
+    the tests read them) and on an instance alike."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.field = name
+
+    def __get__(self, _instance, owner):
+        return getattr(owner.traits, self.field)
+
+
 class Strategy(ABC):
-    name: ClassVar[str]
-    summary: ClassVar[str]
+    traits: ClassVar[Traits]  # what the strategy is (traits.py): every concrete strategy declares its own
     position: ClassVar[int] = 100  # display order in listings
-    keeps_state: ClassVar[bool] = True  # False only for the `none` baseline
-    needs_sticky: ClassVar[bool] = False  # True when the session lives inside one node
-    credential: ClassVar[str]  # how the client carries the session, for docs and the API listing
     session_cookie: ClassVar[str] = ""  # the cookie holding a server-side session's id, if that is the credential
-    dependencies: ClassVar[tuple[str, ...]] = ()  # services it needs (tests pick their layer by this)
-    revocable: ClassVar[bool] = True  # logout makes the credential worthless on every node
-    revocation_via: ClassVar[tuple[str, ...]] = ()  # services that carry logouts to the other nodes
-    confirms_writes: ClassVar[bool] = False  # a change is acknowledged only once a replica of the store has it
-    node_replica: ClassVar[bool] = False  # node-local sessions with a copy on the next node (sticky sends users there)
-    # True: every use writes the session back and hands out its credential again; False: only a change or a use
-    # SESSION_REFRESH_AFTER after the last refresh does (docs/strategies.md).
-    refreshes_every_use: ClassVar[bool] = False
-    # What adds sent at once to one session leave in it (`make bench`'s race measures it): "kept", each add
-    # changes the stored cart in place; "last-wins", the state travels with the client, which keeps the last
-    # answer's; "may-drop", each request reads the whole session and writes it back, so a later write can drop
-    # an earlier add, how many depends on the timing.
-    concurrent_adds: ClassVar[str] = "kept"
+
+    name = _Trait()
+    summary = _Trait()
+    transport = _Trait()
+    credential = _Trait()
+    keeps_state = _Trait()
+    needs_sticky = _Trait()
+    dependencies = _Trait()
+    revocable = _Trait()
+    revocation_via = _Trait()
+    confirms_writes = _Trait()
+    node_replica = _Trait()
+    refreshes_every_use = _Trait()
+    concurrent_adds = _Trait()
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time):
         self.settings = settings
@@ -98,8 +107,12 @@ class Strategy(ABC):
         self.end(request)
         return True
 
-    def revoke(self, response: Response) -> None:
-        """Tell the client to drop its credential (after logout)."""
+    def clear_credential(self, response: Response) -> None:
+        """Tell the client to drop its credential after a logout: the cookie it travels in, if any (a token or a
+        state the client holds in a header is the client's to forget). Server-side invalidation is the
+        `revocable` trait's business, not this."""
+        if self.transport.cookie:
+            self.delete_cookie(response, self.transport.cookie)
 
     def check_ready(self) -> dict[str, str]:
         """Names of the dependencies this strategy needs, mapped to "ok"; raises when one is down."""
@@ -118,20 +131,8 @@ class Strategy(ABC):
         return None
 
     def describe(self) -> dict:
-        return {
-            "name": self.name,
-            "summary": self.summary,
-            "keeps_state": self.keeps_state,
-            "needs_sticky": self.needs_sticky,
-            "credential": self.credential,
-            "dependencies": list(self.dependencies),
-            "revocable": self.revocable,
-            "revocation_via": list(self.revocation_via),
-            "confirms_writes": self.confirms_writes,
-            "node_replica": self.node_replica,
-            "refreshes_every_use": self.refreshes_every_use,
-            "concurrent_adds": self.concurrent_adds,
-        }
+        """The API's listing of this strategy (GET /api/strategies)."""
+        return self.traits.to_json()
 
     # -- shared helpers ---------------------------------------------------------------------------
 

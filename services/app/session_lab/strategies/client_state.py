@@ -25,22 +25,26 @@ from flask import Request, Response
 
 from ..errors import Unauthorized
 from ..limits import CREDENTIAL_MAX_BYTES
+from ..traits import Traits, Transport
 from .base import Session, Strategy, new_session_id
 
 COOKIE = "sl_client"
 HEADER = "X-Client-Session"
+BODY_FIELD = "client_session"
 PREFIX = "v1."  # format version, so a future format can be told apart
 AAD = b"session-lab/client-session/v1"  # binds the ciphertext to this purpose
 NONCE_BYTES = 12  # AES-GCM's standard nonce; random nonces are safe far beyond this app's volumes
 
 
 class ClientState(Strategy):
-    name = "client"
-    summary = "Client-side state: the whole session travels encrypted with every request and response."
+    traits = Traits(
+        name="client",
+        summary="Client-side state: the whole session travels encrypted with every request and response.",
+        transport=Transport(cookie=COOKIE, body_field=BODY_FIELD, header=HEADER),
+        concurrent_adds="last-wins",  # each add seals a new state from the one presented
+        revocable=False,  # the client can replay any state it once held, logged out or not
+    )
     position = 40
-    credential = f"cookie {COOKIE} or header {HEADER} (returned in the cookie and in the JSON field `client_session`)"
-    concurrent_adds = "last-wins"  # each add seals a new state from the one presented
-    revocable = False  # the client can replay any state it once held, logged out or not
 
     def __init__(self, settings, **kwargs):
         super().__init__(settings, **kwargs)
@@ -85,16 +89,13 @@ class ClientState(Strategy):
 
     def issue(self, session: Session, body: dict, response: Response) -> str:
         if not session.refreshed and session.presented:
-            body["client_session"] = session.presented  # unchanged and fresh: the cookie held is still right
+            body[BODY_FIELD] = session.presented  # unchanged and fresh: the cookie held is still right
             return session.presented
         blob = self.encode(session)
-        body["client_session"] = blob
+        body[BODY_FIELD] = blob
         if len(blob) <= CREDENTIAL_MAX_BYTES:  # else the API answers 413 instead, and no cookie is sent
             self.set_cookie(response, COOKIE, blob, self.expires_at(session.created_at))
         return blob
-
-    def revoke(self, response: Response) -> None:
-        self.delete_cookie(response, COOKIE)
 
     def encode(self, session: Session) -> str:
         plain = self._plaintext(session)

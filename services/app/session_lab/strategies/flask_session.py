@@ -39,11 +39,11 @@ from flask_session.base import MsgSpecSerializer
 from flask_session.redis import RedisSessionInterface
 
 from .. import redis_client
-from ..errors import Unauthorized
 from ..breaker import guards_for
-from ._redis_cart import guarded, store_errors
+from ..errors import Unauthorized
+from ..traits import Traits, Transport
 from ._client_budget import requesting_client
-from ._redis_cart import claim_session, client_key, release_session, store_errors
+from ._redis_cart import claim_session, client_key, guarded, release_session, store_errors
 from .base import Session, Strategy, looks_like_session_id
 
 COOKIE = "sl_flask_session"
@@ -87,14 +87,17 @@ class _Interface(RedisSessionInterface):
 
 
 class FlaskSessionPeer(Strategy):
-    name = "flask-session"
-    summary = "Peer baseline: Flask-Session's Redis backend as its docs configure it (one blob, read and written back)."
+    traits = Traits(
+        name="flask-session",
+        summary=("Peer baseline: Flask-Session's Redis backend as its docs configure it (one blob, read and written "
+                 "back)."),
+        transport=Transport(cookie=COOKIE),
+        concurrent_adds="may-drop",  # read the whole blob, written back at the end of the request
+        dependencies=("redis",),
+        refreshes_every_use=True,  # SESSION_REFRESH_EACH_REQUEST, Flask's default
+    )
     position = 25
-    credential = f"cookie {COOKIE}"
-    concurrent_adds = "may-drop"  # read the whole blob, written back at the end of the request
     session_cookie = COOKIE
-    dependencies = ("redis",)
-    refreshes_every_use = True  # SESSION_REFRESH_EACH_REQUEST, Flask's default
 
     def __init__(self, settings, **kwargs):
         super().__init__(settings, **kwargs)
@@ -163,9 +166,6 @@ class FlaskSessionPeer(Strategy):
         with guarded(self.guard):
             self.interface.save_session(current_app, g.flask_session, response)  # SET of the whole blob, TTL, cookie
         return session.sid
-
-    def revoke(self, response: Response) -> None:
-        self.delete_cookie(response, COOKIE)
 
     def check_ready(self) -> dict[str, str]:
         with store_errors():

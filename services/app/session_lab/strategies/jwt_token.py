@@ -17,6 +17,7 @@ from flask import Request, Response
 from .. import redis_client
 from ..errors import Unauthorized
 from ..revocation import RevocationList
+from ..traits import Traits, Transport
 from .base import Session, Strategy, new_session_id
 
 ALGORITHMS = ["HS256"]  # an allow-list: never trust the token's own `alg` header (no "none", no RS/HS mix-up)
@@ -33,12 +34,14 @@ class _Utf8Claims(json.JSONEncoder):
 
 
 class JwtToken(Strategy):
-    name = "jwt"
-    summary = "Stateless signed JWT; the cart lives in the token's claims and each change returns a new token."
+    traits = Traits(
+        name="jwt",
+        summary="Stateless signed JWT; the cart lives in the token's claims and each change returns a new token.",
+        transport=Transport(body_field="token", header="Authorization", scheme="Bearer"),
+        concurrent_adds="last-wins",  # each add signs a new token from the one presented
+        revocation_via=("redis",),
+    )
     position = 30
-    credential = "Authorization: Bearer <token> (token returned in the JSON field `token`)"
-    concurrent_adds = "last-wins"  # each add signs a new token from the one presented
-    revocation_via = ("redis",)
 
     def __init__(self, settings, revocation_client: redis.Redis | None = None, **kwargs):
         super().__init__(settings, **kwargs)

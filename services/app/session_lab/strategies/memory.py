@@ -18,6 +18,7 @@ from flask import Request, Response
 
 from .. import session_format
 from ..errors import Unauthorized
+from ..traits import Traits, Transport
 from ._client_budget import ClientLedger, requesting_client, session_bytes
 from .base import Session, Strategy, looks_like_session_id, new_session_id
 
@@ -36,13 +37,15 @@ class Entry:
         return session_bytes(self.session.user, self.session.items, self.keys)
 
 
-class MemoryStore(Strategy):
-    name = "memory"
-    summary = "Server-side store inside each node; survives only while the user keeps hitting that node."
+class MemoryStrategy(Strategy):
+    traits = Traits(
+        name="memory",
+        summary="Server-side store inside each node; survives only while the user keeps hitting that node.",
+        transport=Transport(cookie="sl_memory"),
+        needs_sticky=True,
+    )
     position = 10
-    needs_sticky = True
-    credential = "cookie sl_memory"
-    session_cookie = "sl_memory"
+    session_cookie = traits.transport.cookie
 
     def __init__(self, settings, **kwargs):
         super().__init__(settings, **kwargs)
@@ -138,9 +141,6 @@ class MemoryStore(Strategy):
             self.set_cookie(response, self.session_cookie, session.sid, self.expires_at(session.created_at))
         return session.sid
 
-    def revoke(self, response: Response) -> None:
-        self.delete_cookie(response, self.session_cookie)
-
     # -- where a subclass copies changes elsewhere (replicated.py) -----------------------------------
 
     def _changed(self, entry: Entry, session: Session) -> None:
@@ -163,6 +163,7 @@ class MemoryStore(Strategy):
         return None
 
     def __len__(self) -> int:
+        """Sessions held (the tests count the store's bound by it)."""
         return len(self._entries)
 
     def report(self) -> dict:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from flask import Request, Response
 
+from ..traits import Traits
 from .base import Session, Strategy
 
 
 class NoSession(Strategy):
-    name = "none"
-    summary = "No session: every request is anonymous and nothing is remembered (performance baseline)."
+    traits = Traits(
+        name="none",
+        summary="No session: every request is anonymous and nothing is remembered (performance baseline).",
+        keeps_state=False,
+        revocable=False,
+    )
     position = 0
-    keeps_state = False
-    revocable = False
-    credential = "nothing"
 
     def login(self, user: str) -> Session:
         return Session(user=user, created_at=self.clock())

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from ..stores import SingleRedis
-from ._redis_cart import RedisCart
+from ._redis_cart import RedisCart, cart_traits
 
 
-class RedisStore(RedisCart):
-    name = "redis"
-    summary = "Central Redis store; any node serves any request while Redis answers."
+class RedisStrategy(RedisCart):
+    traits = cart_traits(
+        name="redis",
+        summary="Central Redis store; any node serves any request while Redis answers.",
+        dependencies=("redis",),
+    )
     position = 20
-    dependencies = ("redis",)
 
     @classmethod
     def open_store(cls, settings):

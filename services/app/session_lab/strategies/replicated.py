@@ -37,7 +37,7 @@ import secrets
 import threading
 import time
 from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, ClassVar
 
 from flask import Request
@@ -49,14 +49,16 @@ from ..replication.channel import MAX_CHAR_BYTES, MAX_COPY_BYTES, Peer, PeerUnre
 from ..replication.link import BuddyLink
 from ..replication.ring import Ring
 from ..replication.wakeup import WakeUp
+from ..traits import Traits, Transport
 from ._client_budget import ClientLedger, session_bytes
 from .base import Session, looks_like_session_id, new_session_id
-from .memory import Entry, MemoryStore, json_bytes
+from .memory import Entry, MemoryStrategy, json_bytes
 
 log = logging.getLogger(__name__)
 
 TOMBSTONE_SECONDS = 60.0  # a logout outlives any copy still in flight (each is bounded by REPLICATION_TIMEOUT)
-WARD_CHECK_EVERY = 1.0  # seconds the ward's last answer is trusted, so a miss under routing that spreads users costs no call
+# Seconds the ward's last answer is trusted, so a miss under routing that spreads users costs no call.
+WARD_CHECK_EVERY = 1.0
 WARD_TIMEOUT = 0.5  # a live node answers a hello in milliseconds; a frozen one never does
 COPY_SWEEP_EVERY = 10.0  # seconds between scans for expired copies (as memory.SWEEP_EVERY for sessions)
 
@@ -99,15 +101,18 @@ class Staging:
     received: int = 0
 
 
-class Replicated(MemoryStore):
-    name = "replicated"
-    summary = ("Server-side store inside each node; every change is copied to the next node before the answer, "
-               "and sticky routing sends a dead node's users to that copy.")
+class Replicated(MemoryStrategy):
+    traits = Traits(
+        name="replicated",
+        summary=("Server-side store inside each node; every change is copied to the next node before the answer, "
+                 "and sticky routing sends a dead node's users to that copy."),
+        transport=Transport(cookie="sl_replicated"),
+        needs_sticky=True,
+        node_replica=True,
+        confirms_writes=True,
+    )
     position = 11
-    credential = "cookie sl_replicated"
-    session_cookie = "sl_replicated"
-    node_replica = True
-    confirms_writes = True
+    session_cookie = traits.transport.cookie
     synchronous: ClassVar[bool] = True
 
     def __init__(self, settings, **kwargs):
@@ -496,7 +501,7 @@ class Replicated(MemoryStore):
     @staticmethod
     def _snapshot(entry: Entry) -> dict:
         """A copy: the session as the memory store measures it, and when it was last seen (its idle expiry)."""
-        return {**MemoryStore._snapshot(entry), "seen": entry.refreshed_at}
+        return {**MemoryStrategy._snapshot(entry), "seen": entry.refreshed_at}
 
     def _snapshot_all(self) -> list[dict]:
         with self._lock:
@@ -598,11 +603,14 @@ def _valid_transfer(transfer) -> bool:
 
 
 class ReplicatedAsync(Replicated):
-    name = "replicated-async"
-    summary = ("As replicated, but the copy leaves just after the answer: faster writes, and what is in flight "
-               "when a node dies is lost.")
+    traits = replace(
+        Replicated.traits,
+        name="replicated-async",
+        summary=("As replicated, but the copy leaves just after the answer: faster writes, and what is in flight "
+                 "when a node dies is lost."),
+        transport=Transport(cookie="sl_replicated-async"),
+        confirms_writes=False,
+    )
     position = 12
-    credential = "cookie sl_replicated-async"
-    session_cookie = "sl_replicated-async"
-    confirms_writes = False
+    session_cookie = traits.transport.cookie
     synchronous = False

@@ -5,23 +5,28 @@ has it (WAIT), and answers 503 when none confirms in time."""
 from __future__ import annotations
 
 from ..stores import SentinelPrimary
-from ._redis_cart import RedisCart
+from ._redis_cart import RedisCart, cart_traits
 
 
-class SentinelStore(RedisCart):
-    name = "sentinel"
-    summary = ("Redis primary with two replicas and three sentinels; a failover costs seconds of latency. "
-               "Acknowledges before replicating: a failover may lose the last writes.")
+class SentinelStrategy(RedisCart):
+    traits = cart_traits(
+        name="sentinel",
+        summary=("Redis primary with two replicas and three sentinels; a failover costs seconds of latency. "
+                 "Acknowledges before replicating: a failover may lose the last writes."),
+        dependencies=("sentinel",),
+    )
     position = 50
-    dependencies = ("sentinel",)
 
     @classmethod
     def open_store(cls, settings):
         return SentinelPrimary(settings)
 
 
-class SentinelWaitStore(SentinelStore):
-    name = "sentinel-wait"
-    summary = "As sentinel, but a change is acknowledged only once a replica confirms it (WAIT), else 503."
+class SentinelWaitStrategy(SentinelStrategy):
+    traits = cart_traits(
+        name="sentinel-wait",
+        summary="As sentinel, but a change is acknowledged only once a replica confirms it (WAIT), else 503.",
+        dependencies=("sentinel",),
+        confirms_writes=True,
+    )
     position = 51
-    confirms_writes = True

@@ -61,7 +61,7 @@ const page = {
 function blankState() {
   return {
     user: null,
-    token: null, // a strategy that answers with `token` wants it back as Authorization: Bearer
+    token: null, // the credential in the answer's JSON field (traits.transport.body_field), if it has one
     credential: null, // {bytes, field}
     last: null, // the latest answer that named a node: {node, status, count}
     timeline: [],
@@ -79,9 +79,16 @@ function saveState() {
 
 // --- talking to the API -----------------------------------------------------------------------------
 
+// How the credential goes back, from the strategy's traits: a cookie the browser sends by itself, else the
+// answer's JSON field in the header the transport names (jwt: `Authorization: Bearer <token>`).
+function credentialHeaders() {
+  const t = page.strategy.transport;
+  if (!page.state.token || !t.header || t.cookie) return {};
+  return { [t.header]: t.scheme ? `${t.scheme} ${page.state.token}` : page.state.token };
+}
+
 async function call(method, action, body) {
-  const headers = { Accept: "application/json" };
-  if (page.state.token) headers.Authorization = `Bearer ${page.state.token}`;
+  const headers = { Accept: "application/json", ...credentialHeaders() };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method === "POST" && action === "cart") headers["Idempotency-Key"] = idempotencyKey();
   const started = performance.now();
@@ -140,12 +147,11 @@ function record(answer) {
   if (ok) {
     s.user = answer.data.user;
     s.items = answer.data.items;
-    if (typeof answer.data.token === "string") s.token = answer.data.token;
+    const field = page.strategy.transport.body_field;
+    const carried = field && typeof answer.data[field] === "string";
+    if (carried) s.token = answer.data[field];
     if (typeof answer.data.credential_bytes === "number") {
-      s.credential = {
-        bytes: answer.data.credential_bytes,
-        field: ["token", "client_session"].find((f) => typeof answer.data[f] === "string") || null,
-      };
+      s.credential = { bytes: answer.data.credential_bytes, field: carried ? field : null };
     }
   } else if (answer.status === 401) {
     s.items = null; // no session here (never had one, lost it, or it expired)
