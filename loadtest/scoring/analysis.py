@@ -184,6 +184,7 @@ def attribution(d: Records) -> dict:
         "users_on_target": sorted(u for u, n in last_node.items() if n in nodes),
         "users_on_first": sorted(u for u, n in last_node.items() if n == nodes[0]),
         "nodes_with_losses": nodes_with_losses(d.rs, d.inject),
+        "nodes_holding_sessions": sorted(set(last_nodes(d.rs, d.inject).values())),
         "acked_at_death": acked_at_death(d.rs, d.scenario, nodes, d.cutoff),
         "users_lost": sorted({r["user"] for r in d.outcome(SESSION_LOST, d.after)}),
         "users_started_during_fault": sorted({r["user"] for r in d.outcome(OK, d.window) if r["action"] == "login"}),

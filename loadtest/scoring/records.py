@@ -112,6 +112,7 @@ class ScorecardRow:
     users_on_target: list[str] = field(default_factory=list)
     users_on_first: list[str] = field(default_factory=list)
     nodes_with_losses: list[str] = field(default_factory=list)
+    nodes_holding_sessions: list[str] = field(default_factory=list)  # where its users' live sessions were at the fault
     acked_at_death: int = 0
     add_p50_ms: float | None = None
     add_p99_ms: float | None = None
