@@ -77,11 +77,17 @@ def test_no_redis_read_per_request(node, store):
     alice = SessionClient("jwt", a)
     alice.login("alice")
     alice.cart()  # the listener is running from here on
-    before = int(store.info("stats")["total_commands_processed"])
+    before = calls_per_command(store)
     for _ in range(20):
         assert alice.cart().status == 200
-    after = int(store.info("stats")["total_commands_processed"])
-    assert after - before <= 3  # the INFO call itself, the odd subscriber ping; not 20 reads
+    grew = {name: calls - before.get(name, 0) for name, calls in calls_per_command(store).items()}
+    # A read per request would add 20 calls of one command. The listener's own pings and health checks add
+    # a few, more on a loaded host where 20 requests take longer, so the total is no measure.
+    assert not {name: n for name, n in grew.items() if n >= 20}, grew
+
+
+def calls_per_command(store) -> dict[str, int]:
+    return {name: stats["calls"] for name, stats in store.info("commandstats").items()}
 
 
 def test_jwt_serves_through_a_redis_outage_and_its_logouts_propagate_when_redis_returns(node, redis_server):
