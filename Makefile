@@ -69,7 +69,7 @@ load-ui: venv ## Locust's web UI on http://127.0.0.1:8089, load already running 
 	$(VENV)/bin/locust -f loadtest/users/locustfile.py -H $(LAB_URL) --web-host 127.0.0.1 --web-port 8089 \
 		--autostart -u $(USERS) -r $(USERS) --run-time $(UI_RUN_TIME) --autoquit 30
 
-chaos: venv ## Fault a service or store role: make chaos FAULT=kill|stop|pause|disconnect|restart TARGET=app2|sentinel-primary|cluster-master|... HOLD=15
+chaos: venv ## Fault a service or store role: make chaos FAULT=kill|stop|pause|disconnect|restart|redeploy TARGET=app2|sentinel-primary|cluster-master|... HOLD=15
 	$(VENV)/bin/python -m loadtest.faults.chaos --fault $(FAULT) --target $(TARGET) --hold $(HOLD) \
 		$(if $(SEED),--seed $(SEED)) --timeline results/chaos-timeline.jsonl
 

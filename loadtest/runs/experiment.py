@@ -110,8 +110,8 @@ def with_faults(schedule: Schedule, text: str) -> Schedule:
     for step in text.split(","):
         fault, _, target = step.strip().partition(":")
         if fault not in FAULTS or fault == "restart" or target not in TARGETS:
-            raise LabError(f"bad fault step {step!r}: use FAULT:TARGET with FAULT in kill, stop, pause, "
-                           f"disconnect, redeploy and TARGET in {', '.join(TARGETS)}", 2)
+            raise LabError(f"bad fault step {step!r}: use FAULT:TARGET with FAULT in "
+                           f"{', '.join(f for f in FAULTS if f != 'restart')} and TARGET in {', '.join(TARGETS)}", 2)
         (store_faults if store_of(target) in HA_STORES else app_faults).append((fault, target))
     if schedule.loads:  # under load, the app faults are the load faults
         return replace(schedule, load_faults=tuple(app_faults), store_faults=tuple(store_faults))
