@@ -10,14 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from loadtest.lab import APP_NODES, HA_STORES, store_of
+from loadtest.lab import APP_NODES, HA_STORES, REPLICA_ROUTING, SPREADING_MODES, STICKY_MODES, store_of
 from loadtest.scoring.analysis import fault_name
 from loadtest.scoring.records import ScorecardRow
 
 NODE_DEATHS = ("kill", "stop")
 REDEPLOY = "redeploy"
-REPLICA_ROUTING = "sticky"  # the mode that sends a dead node's users to its buddy (loadbalancer/modes/sticky.conf)
-STICKY_MODES = ("sticky", "ip-hash")  # routing that keeps a user on one node
 # The lab's claims for a failover, in seconds a strategy's users may wait (unavailable_s): Sentinel's
 # down-after 1 s + vote + promotion (stores/sentinel/sentinel.conf), Cluster's node-timeout 1 s + replica
 # delay + election (stores/cluster/redis.conf), each with the client's backoff on top.
@@ -217,7 +215,7 @@ HYPOTHESES = [
         "node-local-needs-sticky",
         "Node-local sessions are lost throughout under routing that spreads one user's requests "
         "(before the fault and after recovery alike).",
-        lambda row, cls: cls.needs_sticky and row.mode in ("round-robin", "least-conn"),
+        lambda row, cls: cls.needs_sticky and row.mode in SPREADING_MODES,
         _all(_positive("sessions_lost_before_fault"), _positive("sessions_lost_after_recovery")),
     ),
     Hypothesis(
