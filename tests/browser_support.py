@@ -161,6 +161,9 @@ class DemoPage:
         with self.tab.expect_response(lambda r: r.url.endswith(f"/api/{strategy}/login")):
             self.by("strategy-select").select_option(strategy)
         self.expect(self.by("banner-strategy")).to_have_text(strategy)
+        # The login's answer has arrived, but the page may not have recorded it yet (it is busy until then): a
+        # count of the timeline taken now would miss its entry (seen on a loaded host).
+        self.expect(self.by("refresh")).to_be_enabled()
 
     def _shown(self, entries_before: int) -> None:
         # The timeline keeps the last 20: once full, it stays at 20 while its last entry changes.

@@ -131,14 +131,18 @@ def stack(tmp_path_factory):
     s.compose("down", "-v", "--remove-orphans")
 
 
-@pytest.fixture
-def lab(stack):
+def ready(stack: Stack) -> Stack:
     """The stack with every service running and round-robin routing, whatever the last test did."""
     if stack.running() != LONG_RUNNING:
         stack.up()
     if stack.mode() != "round-robin":
         stack.switch_mode("round-robin")
     return stack
+
+
+@pytest.fixture
+def lab(stack):
+    return ready(stack)
 
 
 @pytest.fixture

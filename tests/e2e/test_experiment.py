@@ -13,7 +13,7 @@ import requests
 from loadtest.lab import APP_NODES
 from loadtest.scoring import analysis
 from tests.conftest import SESSION_STARTED
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import ROOT, ready
 
 
 def start(lab, module, *args, **env):
@@ -32,11 +32,12 @@ def guide_run() -> Path | None:
 
 
 @pytest.fixture(scope="module")
-def quick_run(lab, tmp_path_factory) -> Path:
+def quick_run(stack, tmp_path_factory) -> Path:
     shared = guide_run()
     if shared is not None:
         print(f"checking the workshop guide's quick experiment: {shared}")
         return shared
+    lab = ready(stack)  # module-scoped, so not the function-scoped `lab` fixture: the same preparation
     out = tmp_path_factory.mktemp("quick") / "run"
     done = subprocess.run([sys.executable, "-m", "loadtest.runs.experiment", "--quick", "--out", str(out)], cwd=ROOT,
                           env=lab.tool_env(), capture_output=True, text=True, timeout=600)
