@@ -34,7 +34,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loadtest.faults import store_roles
-from loadtest.faults.docker import compose, container_id, docker, node_get, require_docker, require_stack
+from loadtest.faults.docker import (
+    compose,
+    container_id,
+    docker,
+    node_get,
+    require_docker,
+    require_stack,
+    strategies,
+)
 from loadtest.faults.readiness import wait_healthy, wait_replicated
 from loadtest.lab import APP_NODES, ROLES, SERVICES, LabError, buddy
 
@@ -60,11 +68,11 @@ def busiest_owner() -> str:
     """The app node that owns the most sessions of every node-replica strategy (the fewest among them
     counts), so that killing it and its buddy has users to show: the full experiment once picked a node with
     no replicated user at all."""
+    replicas = [s["name"] for s in strategies() if s["node_replica"]]
     owned = {}
     for node in APP_NODES:
         details = node_get(node, "/readyz").get("details", {})
-        counts = [d.get("owned", 0) for d in details.values() if isinstance(d, dict) and "buddy" in d]
-        owned[node] = min(counts, default=0)
+        owned[node] = min((details.get(name, {}).get("owned", 0) for name in replicas), default=0)
     return max(APP_NODES, key=lambda node: owned[node])
 
 
